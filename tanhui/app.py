@@ -1,0 +1,42 @@
+"""The ASGI application: every part's routes under /v1, one error format, one transaction per request."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI
+from sqlalchemy import text
+from sqlalchemy.orm import Session, sessionmaker
+
+from tanhui import __version__, wiring
+from tanhui.kit.db import default_session_factory
+from tanhui.kit.http import get_session, install_error_handlers
+from tanhui.ledger import api as ledger_api
+
+ROUTERS: list[APIRouter] = [
+    ledger_api.router,
+]
+
+health = APIRouter(tags=["health"])
+
+
+@health.get("/healthz", summary="Liveness and database check")
+def healthz(session: Session = Depends(get_session)) -> dict[str, Any]:
+    session.execute(text("SELECT 1"))
+    return {"status": "ok", "version": __version__}
+
+
+def create_app(session_factory: sessionmaker[Session] | None = None) -> FastAPI:
+    wiring.install()
+    app = FastAPI(
+        title="Tanhui 碳惠",
+        version=__version__,
+        description="Carbon inclusion (碳普惠) platform API. Errors are RFC 9457 problem documents.",
+        openapi_url="/openapi.json",
+    )
+    app.state.session_factory = session_factory or default_session_factory()
+    install_error_handlers(app)
+    app.include_router(health)
+    for router in ROUTERS:
+        app.include_router(router)
+    return app

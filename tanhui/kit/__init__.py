@@ -1,0 +1,1 @@
+"""Domain-free plumbing shared by every part. Imports no part."""

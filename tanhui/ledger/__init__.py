@@ -1,0 +1,1 @@
+"""The double-entry journal behind every balance on the platform."""

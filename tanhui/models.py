@@ -1,0 +1,4 @@
+"""Every part's tables, imported so that Base.metadata is complete (migrations, `alembic check`)."""
+
+from tanhui.ledger import models as ledger_models  # noqa: F401
+from tanhui.trust import models as trust_models  # noqa: F401

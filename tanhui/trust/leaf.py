@@ -1,0 +1,143 @@
+"""Canonical leaf bytes: what the log commits to, byte for byte (documented in docs/trust.md).
+
+    leaf = 0x01 || UTF-8( canonical_json({"kind": kind, "ref": ref, "data": payload}) )
+
+The first byte is the encoding version, so a later encoding can coexist in one log. Canonical JSON
+here is deliberately narrow so that anyone can re-derive the bytes in any language:
+
+- objects with string keys, sorted by Unicode code point; no whitespace (``,`` and ``:``);
+- strings as UTF-8, escaping only what JSON requires (``"``, ``\\``, control characters as ``\\uXXXX``
+  except ``\\b \\f \\n \\r \\t``) -- exactly Python's ``json.dumps(ensure_ascii=False)``;
+- integers only (no floats: quantities are integers in named units), ``true``, ``false``, ``null``;
+- timestamps as strings, RFC 3339 in UTC with microseconds and ``Z``: ``2025-01-02T03:04:05.000000Z``.
+
+Leaves carry account ids and amounts, never personal data; free-form fields (metadata, client
+idempotency keys) enter only as SHA-256 digests of their canonical form.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+LEAF_VERSION = 1
+LEDGER_TRANSFER = "ledger.transfer"
+"""Leaf kind of a ledger transfer; its ref is the transfer id in decimal."""
+
+_MAX_KIND = 64
+_MAX_REF = 128
+
+
+class LeafEncodingError(ValueError):
+    pass
+
+
+def rfc3339(value: datetime) -> str:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise LeafEncodingError(f"naive datetime {value!r} cannot be put in a leaf")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _strict(value: Any, path: str) -> Any:
+    # bool before int: bool is an int subclass but must stay true/false.
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return value
+    if isinstance(value, datetime):
+        return rfc3339(value)
+    if isinstance(value, Mapping):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise LeafEncodingError(f"{path}: object key {key!r} is not a string")
+            out[key] = _strict(item, f"{path}.{key}")
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_strict(item, f"{path}[{i}]") for i, item in enumerate(value)]
+    raise LeafEncodingError(f"{path}: {type(value).__name__} is not allowed in a leaf")
+
+
+def canonical_json(value: Any) -> bytes:
+    """The strict canonical form above; raises LeafEncodingError on floats and other types."""
+    return json.dumps(
+        _strict(value, "$"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    ).encode()
+
+
+def _lenient(value: Any) -> Any:
+    # Free-form metadata may hold Decimals or floats written by other parts; they only feed a digest,
+    # so give them a stable, documented text form instead of refusing the ledger write.
+    if isinstance(value, (Decimal, float)):
+        return str(value)
+    if isinstance(value, datetime):
+        return rfc3339(value) if value.tzinfo is not None else value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): _lenient(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = [_lenient(v) for v in value]
+        return sorted(items, key=repr) if isinstance(value, (set, frozenset)) else items
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    return str(value)
+
+
+def digest(value: Any) -> str:
+    """Hex SHA-256 of a free-form value's canonical JSON (non-JSON scalars as their text)."""
+    return hashlib.sha256(canonical_json(_lenient(value))).hexdigest()
+
+
+def encode(kind: str, ref: str, payload: Mapping[str, Any]) -> bytes:
+    if not kind or len(kind) > _MAX_KIND:
+        raise LeafEncodingError(f"leaf kind must be 1..{_MAX_KIND} characters")
+    if not ref or len(ref) > _MAX_REF:
+        raise LeafEncodingError(f"leaf ref must be 1..{_MAX_REF} characters")
+    body = canonical_json({"kind": kind, "ref": ref, "data": payload})
+    return bytes([LEAF_VERSION]) + body
+
+
+def decode(leaf: bytes) -> dict[str, Any]:
+    """The JSON object inside a leaf (for display); raises LeafEncodingError if it is not ours."""
+    if not leaf or leaf[0] != LEAF_VERSION:
+        raise LeafEncodingError("unknown leaf encoding version")
+    try:
+        obj = json.loads(leaf[1:].decode())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LeafEncodingError(f"leaf is not canonical JSON: {exc}") from exc
+    if not isinstance(obj, dict) or set(obj) != {"kind", "ref", "data"}:
+        raise LeafEncodingError("leaf is not a {kind, ref, data} object")
+    if encode(obj["kind"], obj["ref"], obj["data"]) != leaf:
+        raise LeafEncodingError("leaf bytes are not in canonical form")
+    return obj
+
+
+def transfer_payload(
+    *,
+    transfer_id: int,
+    kind: str,
+    created_at: datetime,
+    reverses_id: int | None,
+    postings: list[tuple[int, str, int]],
+    metadata: Mapping[str, Any],
+    idempotency_key: str,
+) -> dict[str, Any]:
+    """The data of a ``ledger.transfer`` leaf. Postings keep the journal's order.
+
+    Takes plain values rather than the ledger's record type: trust imports no part, and the wiring
+    maps a TransferRecord onto these arguments in one place.
+    """
+    return {
+        "id": transfer_id,
+        "kind": kind,
+        "created_at": rfc3339(created_at),
+        "reverses_id": reverses_id,
+        "postings": [
+            {"account_id": a, "asset": s, "amount": n} for a, s, n in postings
+        ],
+        "metadata_sha256": digest(metadata),
+        "idempotency_key_sha256": hashlib.sha256(idempotency_key.encode()).hexdigest(),
+    }
