@@ -6,10 +6,11 @@ The first byte is the encoding version, so a later encoding can coexist in one l
 here is deliberately narrow so that anyone can re-derive the bytes in any language:
 
 - objects with string keys, sorted by Unicode code point; no whitespace (``,`` and ``:``);
-- strings as UTF-8, escaping only what JSON requires (``"``, ``\\``, control characters as ``\\uXXXX``
-  except ``\\b \\f \\n \\r \\t``) -- exactly Python's ``json.dumps(ensure_ascii=False)``;
+- strings as UTF-8, escaping only what JSON requires (``"``, ``\\``, control characters as
+  ``\\uXXXX`` except ``\\b \\f \\n \\r \\t``), as Python's ``json.dumps(ensure_ascii=False)``;
 - integers only (no floats: quantities are integers in named units), ``true``, ``false``, ``null``;
-- timestamps as strings, RFC 3339 in UTC with microseconds and ``Z``: ``2025-01-02T03:04:05.000000Z``.
+- timestamps as strings, RFC 3339 in UTC with microseconds and ``Z``:
+  ``2025-01-02T03:04:05.000000Z``.
 
 Leaves carry account ids and amounts, never personal data; free-form fields (metadata, client
 idempotency keys) enter only as SHA-256 digests of their canonical form.
@@ -70,8 +71,8 @@ def canonical_json(value: Any) -> bytes:
 
 
 def _lenient(value: Any) -> Any:
-    # Free-form metadata may hold Decimals or floats written by other parts; they only feed a digest,
-    # so give them a stable, documented text form instead of refusing the ledger write.
+    # Free-form metadata may hold Decimals or floats written by other parts; they only feed a
+    # digest, so give them a stable, documented text form instead of refusing the ledger write.
     if isinstance(value, (Decimal, float)):
         return str(value)
     if isinstance(value, datetime):
@@ -135,9 +136,7 @@ def transfer_payload(
         "kind": kind,
         "created_at": rfc3339(created_at),
         "reverses_id": reverses_id,
-        "postings": [
-            {"account_id": a, "asset": s, "amount": n} for a, s, n in postings
-        ],
+        "postings": [{"account_id": a, "asset": s, "amount": n} for a, s, n in postings],
         "metadata_sha256": digest(metadata),
         "idempotency_key_sha256": hashlib.sha256(idempotency_key.encode()).hexdigest(),
     }

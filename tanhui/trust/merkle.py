@@ -71,7 +71,7 @@ def range_nodes(start: int, end: int) -> list[NodeKey]:
 
 
 def fold(hashes: Sequence[bytes]) -> bytes:
-    """MTH of a range from its perfect subtrees (left to right): the smaller ones hang on the right."""
+    """MTH of a range from its perfect subtrees (left to right); smaller ones hang on the right."""
     acc = hashes[-1]
     for h in reversed(hashes[:-1]):
         acc = node_hash(h, acc)
@@ -79,7 +79,7 @@ def fold(hashes: Sequence[bytes]) -> bytes:
 
 
 def inclusion_ranges(index: int, size: int) -> list[tuple[int, int]]:
-    """PATH(index, D[size]) (RFC 9162 §2.1.3.1) as the leaf ranges each element hashes, leaf first."""
+    """PATH(index, D[size]) (RFC 9162 §2.1.3.1) as leaf ranges, one per element, leaf first."""
     if not 0 <= index < size:
         raise ProofError(f"leaf index {index} is not in a tree of size {size}")
     out: list[tuple[int, int]] = []
@@ -158,7 +158,7 @@ class CompactRange:
         return cls(size, [lv for lv, _ in keys], [got[k] for k in keys])
 
     def append(self, leaf_hash_: bytes) -> list[tuple[int, int, bytes]]:
-        """Add one leaf; return the perfect nodes of level >= 1 it completed, as (level, index, hash)."""
+        """Add a leaf; return the perfect nodes (level >= 1) it completed: (level, index, hash)."""
         created: list[tuple[int, int, bytes]] = []
         h, level = leaf_hash_, 0
         index = self.size
@@ -256,7 +256,7 @@ def root_from_inclusion_proof(
 def verify_inclusion(
     index: int, size: int, leaf_hash_: bytes, proof: Sequence[bytes], root: bytes
 ) -> None:
-    """Raise ProofError unless ``proof`` shows leaf ``index`` in the tree of ``size`` with ``root``."""
+    """Raise ProofError unless ``proof`` puts leaf ``index`` in the ``size`` tree with ``root``."""
     _check_hash("root hash", root)
     if root_from_inclusion_proof(index, size, leaf_hash_, proof) != root:
         raise ProofError("inclusion proof does not lead to the root hash")

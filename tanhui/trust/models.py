@@ -3,8 +3,8 @@
 Design
 - Writers never touch the tree. Inside their own transaction they insert the canonical leaf bytes
   into `trust_queue` (a plain insert: no lock, no read of the tree). This is the "sequence in the
-  writer's transaction, integrate in batches" split of Trillian and Tessera; Formance's advisory lock
-  on every write is the mistake it avoids.
+  writer's transaction, integrate in batches" split of Trillian and Tessera; Formance's advisory
+  lock on every write is the mistake it avoids.
 - One integrator at a time (the `trust_tree` row is its lock: `SELECT ... FOR UPDATE` on
   PostgreSQL; SQLite serialises writers anyway) pops queued rows in id order with
   `FOR UPDATE SKIP LOCKED`, gives them consecutive leaf indexes, and writes the new leaves and the
@@ -55,9 +55,7 @@ class Leaf(Base):
     __table_args__ = (Index("uq_trust_leaf_kind_ref", "kind", "ref", unique=True),)
 
     # Explicit, gap-free indexes given by the integrator; INTEGER on SQLite makes it the rowid.
-    leaf_index: Mapped[int] = mapped_column(
-        BigIntPK, primary_key=True, autoincrement=False
-    )
+    leaf_index: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=False)
     kind: Mapped[str] = mapped_column(String(64))
     ref: Mapped[str] = mapped_column(String(128))
     leaf: Mapped[bytes] = mapped_column(LargeBinary)
@@ -69,12 +67,8 @@ class Leaf(Base):
 class Node(Base):
     __tablename__ = "trust_node"
 
-    level: Mapped[int] = mapped_column(
-        SmallInteger, primary_key=True, autoincrement=False
-    )
-    position: Mapped[int] = mapped_column(
-        BigInteger, primary_key=True, autoincrement=False
-    )
+    level: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    position: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     hash: Mapped[bytes] = mapped_column(LargeBinary(32))
 
 

@@ -26,7 +26,7 @@ from tanhui.kit.dialect import for_update, insert_ignore
 from tanhui.kit.errors import Conflict, InvalidInput, NotFound, TanhuiError
 from tanhui.kit.settings import get_settings
 from tanhui.trust import leaf as leaf_codec
-from tanhui.trust import merkle, signing
+from tanhui.trust import merkle, signing, verify
 from tanhui.trust.models import Leaf, Node, QueuedLeaf, SignedTreeHead, TreeState
 
 log = logging.getLogger("tanhui.trust")
@@ -145,9 +145,7 @@ def public_key_info() -> dict[str, str]:
 # --- writing ----------------------------------------------------------------------------------
 
 
-def enqueue(
-    session: Session, *, kind: str, ref: str, payload: Mapping[str, Any]
-) -> None:
+def enqueue(session: Session, *, kind: str, ref: str, payload: Mapping[str, Any]) -> None:
     """Queue one record for the log, inside the caller's transaction (no lock is taken).
 
     Enqueuing the same (kind, ref) twice keeps the first; integration skips refs already logged.
@@ -155,9 +153,7 @@ def enqueue(
     enqueue_many(session, [(kind, ref, payload)])
 
 
-def enqueue_many(
-    session: Session, items: Iterable[tuple[str, str, Mapping[str, Any]]]
-) -> None:
+def enqueue_many(session: Session, items: Iterable[tuple[str, str, Mapping[str, Any]]]) -> None:
     now = utcnow()
     rows = [
         {"kind": k, "ref": r, "leaf": leaf_codec.encode(k, r, p), "queued_at": now}
@@ -202,9 +198,7 @@ def node_reader(session: Session) -> merkle.NodeReader:
         leaves = by_level.pop(0, [])
         if leaves:
             for index, h in session.execute(
-                select(Leaf.leaf_index, Leaf.leaf_hash).where(
-                    Leaf.leaf_index.in_(leaves)
-                )
+                select(Leaf.leaf_index, Leaf.leaf_hash).where(Leaf.leaf_index.in_(leaves))
             ):
                 out[(0, index)] = h
         if by_level:
@@ -277,9 +271,7 @@ def integrate(session: Session, *, limit: int = 10000) -> int:
         session.execute(insert(Node.__table__), node_rows)  # type: ignore[arg-type]
     ids = [q.id for q in queued]
     for start in range(0, len(ids), _CHUNK):
-        session.execute(
-            delete(QueuedLeaf).where(QueuedLeaf.id.in_(ids[start : start + _CHUNK]))
-        )
+        session.execute(delete(QueuedLeaf).where(QueuedLeaf.id.in_(ids[start : start + _CHUNK])))
     session.execute(
         update(TreeState)
         .where(TreeState.id == _TREE_ID)
@@ -290,9 +282,7 @@ def integrate(session: Session, *, limit: int = 10000) -> int:
     return len(leaf_rows)
 
 
-def _already_logged(
-    session: Session, keys: Sequence[tuple[str, str]]
-) -> set[tuple[str, str]]:
+def _already_logged(session: Session, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
     found: set[tuple[str, str]] = set()
     by_kind: dict[str, list[str]] = {}
     for kind, ref in keys:
@@ -324,9 +314,7 @@ def queue_length(session: Session) -> int:
 
 
 def _head(row: SignedTreeHead) -> TreeHead:
-    return TreeHead(
-        row.tree_size, row.root_hash, row.timestamp_ms, row.signature, row.key_id
-    )
+    return TreeHead(row.tree_size, row.root_hash, row.timestamp_ms, row.signature, row.key_id)
 
 
 def latest_sth(session: Session) -> TreeHead | None:
@@ -336,10 +324,8 @@ def latest_sth(session: Session) -> TreeHead | None:
     return None if row is None else _head(row)
 
 
-def publish(
-    session: Session, *, force: bool = False, integrate_first: bool = True
-) -> TreeHead:
-    """Integrate the queue, then sign the tree head if the tree grew since the last one (or `force`)."""
+def publish(session: Session, *, force: bool = False, integrate_first: bool = True) -> TreeHead:
+    """Integrate the queue, then sign a tree head if the tree grew since the last (or `force`)."""
     if integrate_first:
         integrate_all(session)
     state = _lock_tree(session)
@@ -399,9 +385,7 @@ def get_leaf(session: Session, leaf_index: int) -> LeafRecord:
 def leaf_for(session: Session, kind: str, ref: str) -> LeafInfo | None:
     """Where a record is in the log: its index once integrated, pending while queued, else None."""
     row = session.execute(
-        select(Leaf.leaf_index, Leaf.leaf_hash).where(
-            Leaf.kind == kind, Leaf.ref == ref
-        )
+        select(Leaf.leaf_index, Leaf.leaf_hash).where(Leaf.kind == kind, Leaf.ref == ref)
     ).first()
     if row is not None:
         return LeafInfo(kind, ref, row.leaf_index, row.leaf_hash)
@@ -440,9 +424,7 @@ def _check_size(session: Session, size: int, field: str) -> None:
     if size < 0:
         raise BadTreeSize(f"{field} must not be negative", field=field)
     if size > current:
-        raise BadTreeSize(
-            f"{field} {size} is larger than the log ({current} leaves)", field=field
-        )
+        raise BadTreeSize(f"{field} {size} is larger than the log ({current} leaves)", field=field)
 
 
 def inclusion_proof(session: Session, leaf_index: int, tree_size_: int) -> list[bytes]:
@@ -453,21 +435,15 @@ def inclusion_proof(session: Session, leaf_index: int, tree_size_: int) -> list[
             f"leaf_index {leaf_index} is not in a tree of size {tree_size_}",
             field="leaf_index",
         )
-    return merkle.materialise(
-        merkle.inclusion_ranges(leaf_index, tree_size_), node_reader(session)
-    )
+    return merkle.materialise(merkle.inclusion_ranges(leaf_index, tree_size_), node_reader(session))
 
 
 def consistency_proof(session: Session, first: int, second: int) -> list[bytes]:
     """The RFC 9162 consistency proof that the tree of size `first` is a prefix of `second`."""
     _check_size(session, second, "second")
     if not 0 <= first <= second:
-        raise BadTreeSize(
-            f"first {first} must be between 0 and second ({second})", field="first"
-        )
-    return merkle.materialise(
-        merkle.consistency_ranges(first, second), node_reader(session)
-    )
+        raise BadTreeSize(f"first {first} must be between 0 and second ({second})", field="first")
+    return merkle.materialise(merkle.consistency_ranges(first, second), node_reader(session))
 
 
 def root_at(session: Session, size: int) -> bytes:
@@ -475,7 +451,7 @@ def root_at(session: Session, size: int) -> bytes:
     return merkle.root_from_nodes(size, node_reader(session))
 
 
-BUNDLE_FORMAT = "tanhui-trust-proof/1"
+BUNDLE_FORMAT = verify.BUNDLE_FORMAT
 
 
 def proof_bundle(
@@ -490,9 +466,7 @@ def proof_bundle(
     sth = latest_sth(session)
     if sth is None or sth.tree_size <= leaf_index:
         if not sign_if_needed:
-            raise NotYetSigned(
-                f"Leaf {leaf_index} is not yet covered by a signed tree head"
-            )
+            raise NotYetSigned(f"Leaf {leaf_index} is not yet covered by a signed tree head")
         sth = publish(session, integrate_first=False)
     proof = inclusion_proof(session, leaf_index, sth.tree_size)
     return {
@@ -520,10 +494,7 @@ def iter_leaves(session: Session, *, batch: int = 5000) -> Iterator[list[LeafRec
     while True:
         rows = (
             session.execute(
-                select(Leaf)
-                .where(Leaf.leaf_index > last)
-                .order_by(Leaf.leaf_index)
-                .limit(batch)
+                select(Leaf).where(Leaf.leaf_index > last).order_by(Leaf.leaf_index).limit(batch)
             )
             .scalars()
             .all()
@@ -550,11 +521,7 @@ def audit(
     """
     problems: list[AuditProblem] = []
     size, state_root = _tree_state(session)
-    heads = (
-        session.execute(select(SignedTreeHead).order_by(SignedTreeHead.id))
-        .scalars()
-        .all()
-    )
+    heads = session.execute(select(SignedTreeHead).order_by(SignedTreeHead.id)).scalars().all()
     heads_by_size: dict[int, list[TreeHead]] = {}
     for row in heads:
         heads_by_size.setdefault(row.tree_size, []).append(_head(row))
@@ -594,15 +561,11 @@ def audit(
             progress(len(chunk))
     if rng.size != size:
         problems.append(
-            AuditProblem(
-                None, "tree", "state", f"state says {size} leaves, found {rng.size}"
-            )
+            AuditProblem(None, "tree", "state", f"state says {size} leaves, found {rng.size}")
         )
     elif rng.root() != state_root:
         problems.append(
-            AuditProblem(
-                None, "tree", "state", "stored root hash does not match the leaves"
-            )
+            AuditProblem(None, "tree", "state", "stored root hash does not match the leaves")
         )
     for s, hs in heads_by_size.items():
         if s > rng.size:
@@ -623,9 +586,7 @@ def _check_heads(
     for head in heads:
         ref = f"size {head.tree_size} at {head.timestamp_ms}"
         if head.root_hash != root:
-            problems.append(
-                AuditProblem(None, "sth", ref, "signed root does not match the leaves")
-            )
+            problems.append(AuditProblem(None, "sth", ref, "signed root does not match the leaves"))
         try:
             signing.verify_tree_head(
                 key, head.tree_size, head.root_hash, head.timestamp_ms, head.signature
@@ -680,9 +641,7 @@ def _check_records(
             payload = now.get(rec.ref)
             if payload is None:
                 problems.append(
-                    AuditProblem(
-                        rec.leaf_index, kind, rec.ref, "record no longer exists"
-                    )
+                    AuditProblem(rec.leaf_index, kind, rec.ref, "record no longer exists")
                 )
                 continue
             if leaf_codec.encode(kind, rec.ref, payload) != rec.leaf:
@@ -700,7 +659,7 @@ def _check_records(
 
 
 class BackgroundIntegrator:
-    """Integrates the queue every `interval_s` and signs a new head every `sth_interval_s` if grown."""
+    """Integrates the queue every `interval_s`; signs a new head every `sth_interval_s` if grown."""
 
     def __init__(
         self,
@@ -712,9 +671,7 @@ class BackgroundIntegrator:
         self._interval = interval_s
         self._sth_interval = sth_interval_s
         self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name="trust-integrator", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, name="trust-integrator", daemon=True)
 
     def start(self) -> BackgroundIntegrator:
         self._thread.start()
@@ -747,9 +704,7 @@ class BackgroundIntegrator:
                 self.tick(sign=sign)
                 if sign:
                     next_sign = now + self._sth_interval
-            except (
-                Exception
-            ):  # the loop must survive a busy database; it retries next tick
+            except Exception:  # the loop must survive a busy database; it retries next tick
                 log.exception("trust integration failed")
             self._stop.wait(self._interval)
 

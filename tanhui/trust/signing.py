@@ -10,11 +10,13 @@ keeps the spirit of as ``TreeHeadDataV2``), big-endian, no padding:
         10    8  tree_size       uint64
         18   32  sha256_root_hash
 
-signed with Ed25519 (RFC 8032, pure, no pre-hash). The key id is SHA-256 of the raw 32-byte public key.
+signed with Ed25519 (RFC 8032, pure, no pre-hash). The key id is SHA-256 of the raw 32-byte
+public key.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import struct
@@ -73,12 +75,8 @@ class Signer:
     def public_key(self) -> Ed25519PublicKey:
         return self.private_key.public_key()
 
-    def sign_tree_head(
-        self, tree_size: int, root_hash: bytes, timestamp_ms: int
-    ) -> bytes:
-        return self.private_key.sign(
-            tree_head_bytes(tree_size, root_hash, timestamp_ms)
-        )
+    def sign_tree_head(self, tree_size: int, root_hash: bytes, timestamp_ms: int) -> bytes:
+        return self.private_key.sign(tree_head_bytes(tree_size, root_hash, timestamp_ms))
 
 
 def verify_tree_head(
@@ -91,9 +89,7 @@ def verify_tree_head(
     try:
         key.verify(signature, tree_head_bytes(tree_size, root_hash, timestamp_ms))
     except (InvalidSignature, ValueError) as exc:
-        raise ProofError(
-            "tree head signature does not verify with this public key"
-        ) from exc
+        raise ProofError("tree head signature does not verify with this public key") from exc
 
 
 def load_or_create_key(path: Path) -> Signer:
@@ -114,10 +110,8 @@ def load_or_create_key(path: Path) -> Signer:
             os.fchmod(fd, 0o600)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(pem)
-            try:
+            with contextlib.suppress(FileExistsError):  # another process won the race
                 os.link(tmp, path)
-            except FileExistsError:
-                pass
         finally:
             os.unlink(tmp)
     key = serialization.load_pem_private_key(path.read_bytes(), password=None)

@@ -1,9 +1,9 @@
 """The Merkle core against RFC 9162's own recursive definitions and published vectors.
 
 The reference functions below transcribe RFC 9162 §2.1.1 (MTH), §2.1.3.1 (PATH) and §2.1.4.1
-(PROOF/SUBPROOF) literally, recursing over lists of leaves: an independent implementation that shares
-nothing with ``tanhui.trust.merkle`` except SHA-256. The published vectors are the 8-leaf tree used
-by the certificate-transparency and transparency-dev/merkle test suites.
+(PROOF/SUBPROOF) literally, recursing over lists of leaves: an independent implementation that
+shares nothing with ``tanhui.trust.merkle`` except SHA-256. The published vectors are the 8-leaf
+tree used by the certificate-transparency and transparency-dev/merkle test suites.
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ def ref_path(m: int, d: list[bytes]) -> list[bytes]:
     while k * 2 < n:
         k *= 2
     if m < k:
-        return ref_path(m, d[:k]) + [ref_mth(d[k:])]
-    return ref_path(m - k, d[k:]) + [ref_mth(d[:k])]
+        return [*ref_path(m, d[:k]), ref_mth(d[k:])]
+    return [*ref_path(m - k, d[k:]), ref_mth(d[:k])]
 
 
 def ref_subproof(m: int, d: list[bytes], b: bool) -> list[bytes]:
@@ -51,8 +51,8 @@ def ref_subproof(m: int, d: list[bytes], b: bool) -> list[bytes]:
     while k * 2 < n:
         k *= 2
     if m <= k:
-        return ref_subproof(m, d[:k], b) + [ref_mth(d[k:])]
-    return ref_subproof(m - k, d[k:], False) + [ref_mth(d[:k])]
+        return [*ref_subproof(m, d[:k], b), ref_mth(d[k:])]
+    return [*ref_subproof(m - k, d[k:], False), ref_mth(d[:k])]
 
 
 def ref_proof(m: int, d: list[bytes]) -> list[bytes]:
@@ -142,9 +142,7 @@ class TestPublishedVectors:
         tree = merkle.MemoryTree(VEC_LEAVES)
         expected = [h(p) for p in proof]
         assert tree.consistency_proof(first, second) == expected
-        merkle.verify_consistency(
-            first, second, VEC_ROOTS[first], VEC_ROOTS[second], expected
-        )
+        merkle.verify_consistency(first, second, VEC_ROOTS[first], VEC_ROOTS[second], expected)
 
 
 class TestAgainstRfcDefinitions:
@@ -159,9 +157,7 @@ class TestAgainstRfcDefinitions:
             for m in range(n):
                 proof = TREE.inclusion_proof(m, n)
                 assert proof == ref_path(m, LEAVES[:n]), (m, n)
-                merkle.verify_inclusion(
-                    m, n, merkle.leaf_hash(LEAVES[m]), proof, REF_ROOTS[n]
-                )
+                merkle.verify_inclusion(m, n, merkle.leaf_hash(LEAVES[m]), proof, REF_ROOTS[n])
 
     def test_consistency_every_pair(self) -> None:
         for n in range(1, MAX + 1):
@@ -203,9 +199,7 @@ class TestInclusionRejects:
                     bad.append((m + 1, n, lh, proof, root))
                 if proof:
                     bad.append((m, n, lh, proof[:-1], root))
-                    bad += [
-                        (m, n, lh, _flip(proof, i, 8), root) for i in range(len(proof))
-                    ]
+                    bad += [(m, n, lh, _flip(proof, i, 8), root) for i in range(len(proof))]
                 for args in bad:
                     with pytest.raises(merkle.ProofError):
                         merkle.verify_inclusion(*args)
