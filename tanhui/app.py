@@ -12,9 +12,11 @@ from tanhui import __version__, wiring
 from tanhui.kit.db import default_session_factory
 from tanhui.kit.http import get_session, install_error_handlers
 from tanhui.ledger import api as ledger_api
+from tanhui.trust import api as trust_api
 
 ROUTERS: list[APIRouter] = [
     ledger_api.router,
+    trust_api.router,
 ]
 
 health = APIRouter(tags=["health"])
@@ -33,6 +35,7 @@ def create_app(session_factory: sessionmaker[Session] | None = None) -> FastAPI:
         version=__version__,
         description="Carbon inclusion (碳普惠) platform API. Errors are RFC 9457 problem documents.",
         openapi_url="/openapi.json",
+        lifespan=trust_api.lifespan if session_factory is None else None,  # tests integrate by hand
     )
     app.state.session_factory = session_factory or default_session_factory()
     install_error_handlers(app)

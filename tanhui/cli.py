@@ -168,8 +168,10 @@ def _safe(url: str) -> str:
 
 def _register() -> None:
     from tanhui.ledger import cli as ledger_cli
+    from tanhui.trust import cli as trust_cli
 
     app.add_typer(ledger_cli.app, name="ledger")
+    app.add_typer(trust_cli.app, name="trust")
 
 
 _register()

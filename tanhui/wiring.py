@@ -6,11 +6,15 @@ explicitly, for the app factory, the CLI and the tests alike.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from sqlalchemy.orm import Session
 
+from tanhui.ledger import service as ledger_service
 from tanhui.ledger.service import CheckProblem
+from tanhui.trust import leaf as trust_leaf
+from tanhui.trust import service as trust_service
 
 _installed = False
 
@@ -20,6 +24,7 @@ def install() -> None:
     if _installed:
         return
     _installed = True
+    ledger_service.add_journal_listener(log_transfers)
 
 
 def extra_checks(session: Session) -> list[CheckProblem]:
@@ -31,3 +36,44 @@ def extra_checks(session: Session) -> list[CheckProblem]:
 
 
 EXTRA_CHECKS: list[Callable[[Session], list[CheckProblem]]] = []
+
+
+# --- ledger -> trust log ----------------------------------------------------------------------
+
+
+def _transfer_payload(record: ledger_service.TransferRecord) -> dict[str, Any]:
+    return trust_leaf.transfer_payload(
+        transfer_id=record.id,
+        kind=record.kind,
+        created_at=record.created_at,
+        reverses_id=record.reverses_id,
+        postings=[(p.account_id, p.asset, p.amount) for p in record.postings],
+        metadata=record.metadata,
+        idempotency_key=record.idempotency_key,
+    )
+
+
+def log_transfers(session: Session, records: Sequence[ledger_service.TransferRecord]) -> None:
+    """Journal listener: queue every new transfer for the trust log in the writer's transaction."""
+    trust_service.enqueue_many(
+        session,
+        (
+            (trust_leaf.LEDGER_TRANSFER, str(r.id), _transfer_payload(r))
+            for r in records
+            if not r.replayed  # a replayed idempotency key is the transfer already logged
+        ),
+    )
+
+
+def _reencode_transfers(session: Session, refs: Sequence[str]) -> dict[str, dict[str, Any]]:
+    ids = [int(r) for r in refs if r.isdigit()]
+    return {
+        str(r.id): _transfer_payload(r) for r in ledger_service.get_transfer_records(session, ids)
+    }
+
+
+TRUST_REENCODERS: dict[str, trust_service.Reencoder] = {
+    trust_leaf.LEDGER_TRANSFER: _reencode_transfers,
+}
+"""Leaf kind -> what its records encode to now; `tanhui trust audit` compares these to the leaves.
+Registry events add their kinds here."""
