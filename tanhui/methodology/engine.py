@@ -1,4 +1,4 @@
-"""Compiled methodologies and factor tables: pure objects, no database, no Pint at evaluation time."""
+"""Compiled methodologies and factor tables: pure objects, no database, no Pint when evaluating."""
 
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ ROUNDINGS = {
 }
 DEFAULT_ZONE = ZoneInfo("Asia/Shanghai")
 
-# Inputs beyond these magnitudes are not behaviour records; refusing them also keeps every product far
-# from the Decimal context's precision (28 digits), so results are exact before the single rounding.
+# Inputs beyond these magnitudes are not behaviour records; refusing them also keeps products far
+# from the Decimal context's precision (28 digits), so results are exact before the one rounding.
 _MAX_ADJUSTED = 12
 _MIN_EXPONENT = -12
 
@@ -74,7 +74,7 @@ class InputSpec:
         return " and ".join(parts) or "any"
 
     def parse(self, raw: object) -> Decimal:
-        """Turn a record's raw value into a Decimal within the declared range, or raise invalid_quantity."""
+        """A record's raw value as a Decimal in the declared range, or raise invalid_quantity."""
         if isinstance(raw, Decimal):
             value = raw
         elif isinstance(raw, int) and not isinstance(raw, bool):
@@ -86,10 +86,16 @@ class InputSpec:
                 raise self._bad(f"{self.name} must be a number, got {raw!r}") from None
         else:
             # floats are refused on purpose: 0.1 km must arrive as "0.1", never as a binary fraction
-            raise self._bad(f"{self.name} must be a decimal string or an integer, got {type(raw).__name__}")
+            raise self._bad(
+                f"{self.name} must be a decimal string or an integer, got {type(raw).__name__}"
+            )
         if not value.is_finite():
             raise self._bad(f"{self.name} must be a finite number")
-        if value and (value.adjusted() > _MAX_ADJUSTED or value.as_tuple().exponent < _MIN_EXPONENT):  # type: ignore[operator]
+        exponent = value.as_tuple().exponent
+        if value and (
+            value.adjusted() > _MAX_ADJUSTED
+            or (isinstance(exponent, int) and exponent < _MIN_EXPONENT)
+        ):
             raise self._bad(f"{self.name} is out of the supported magnitude or precision")
         if self.integer and value != value.to_integral_value():
             raise self._bad(f"{self.name} must be a whole number")
@@ -106,7 +112,11 @@ class InputSpec:
         return InvalidMethodologyInput(message, field=self.name)
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"name": self.name, "unit": self.unit, "type": "integer" if self.integer else "decimal"}
+        out: dict[str, Any] = {
+            "name": self.name,
+            "unit": self.unit,
+            "type": "integer" if self.integer else "decimal",
+        }
         for key in ("gt", "ge", "lt", "le"):
             bound = getattr(self, key)
             if bound is not None:
@@ -166,8 +176,8 @@ class FactorTable:
     """A shared table of factors by region and validity period (e.g. grid factors by year).
 
     `parents` maps a region to the wider one whose factor applies when it has none of its own
-    (shenzhen -> guangdong -> nanfang -> national), so a record's region always finds the most specific
-    published row in force on its date.
+    (shenzhen -> guangdong -> nanfang -> national), so a record's region always finds the most
+    specific published row in force on its date.
     """
 
     id: str
@@ -240,7 +250,11 @@ class Rule:
     message_en: str | None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "rule": self.expression, "message": {"zh": self.message_zh, "en": self.message_en}}
+        return {
+            "code": self.code,
+            "rule": self.expression,
+            "message": {"zh": self.message_zh, "en": self.message_en},
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,14 +265,20 @@ class Step:
     fn: Fn
     refs: tuple[str, ...]
     description: str | None = None
+    conversion: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "expr": self.expression, "unit": self.unit, "description": self.description}
+        return {
+            "name": self.name,
+            "expr": self.expression,
+            "unit": self.unit,
+            "description": self.description,
+        }
 
 
 @dataclass(slots=True)
 class TraceStep:
-    """One line of a calculation's explanation: what was computed, from which values, in which unit."""
+    """One line of a calculation's explanation: what was computed, from which values and unit."""
 
     step: str
     expression: str
@@ -299,6 +319,11 @@ class Calculation:
             "reasons": list(self.reasons),
             "trace": [t.to_dict() for t in self.trace] if self.trace is not None else None,
         }
+
+
+def _s(value: Decimal) -> str:
+    """Plain notation for traces: 467000.0, never 4.670E+5."""
+    return format(value, "f")
 
 
 def _day(at: date | datetime, zone: ZoneInfo) -> date:
@@ -365,7 +390,7 @@ class CompiledMethodology:
         region: str | None = None,
         trace: bool = False,
     ) -> Calculation:
-        """Compute the reduction for one record. Pure: the same inputs, date and region give the same result."""
+        """The reduction for one record; pure: same inputs, date and region, same result."""
         env = self._base.copy()
         for name, spec in self._input_items:
             raw = inputs.get(name)
@@ -380,7 +405,8 @@ class CompiledMethodology:
                 row = ref.table.lookup(where, day)
                 if row is None:
                     raise FactorNotInForce(
-                        f"no {ref.table.id} factor in force for {where} on {day.isoformat()}", field=alias
+                        f"no {ref.table.id} factor in force for {where} on {day.isoformat()}",
+                        field=alias,
                     )
                 env[alias] = row.value
                 rows[alias] = row
@@ -399,22 +425,30 @@ class CompiledMethodology:
             mg, capped = self.per_record_cap_mg, True
         if not eligible:
             mg = 0
-        steps = self._trace(env, rows, exact, mg, floored, capped, reasons, region) if trace else None
+        steps = (
+            self._trace(env, rows, exact, mg, floored, capped, reasons, region) if trace else None
+        )
         return Calculation(self.id, self.version, mg, eligible, reasons, steps, self.per_day_cap_mg)
 
     # ------------------------------------------------------------ explanation
 
     def _value(self, name: str, env: Env, rows: dict[str, FactorRow]) -> dict[str, Any]:
         if name in self.inputs:
-            return {"kind": "input", "value": str(env[name]), "unit": self.inputs[name].unit}
+            return {"kind": "input", "value": _s(env[name]), "unit": self.inputs[name].unit}
         if name in self.parameters:
             p = self.parameters[name]
-            return {"kind": "parameter", "value": str(p.value), "unit": p.unit, "status": p.status, "source": p.source.to_dict()}
+            return {
+                "kind": "parameter",
+                "value": _s(p.value),
+                "unit": p.unit,
+                "status": p.status,
+                "source": p.source.to_dict(),
+            }
         if name in self.factors:
             ref, row = self.factors[name], rows[name]
             return {
                 "kind": "factor",
-                "value": str(row.value),
+                "value": _s(row.value),
                 "unit": ref.table.unit,
                 "table": ref.table.id,
                 "region": row.region,
@@ -424,7 +458,7 @@ class CompiledMethodology:
                 "source": row.source.to_dict(),
             }
         step = next(s for s in self.steps if s.name == name)
-        return {"kind": "step", "value": str(env[name]), "unit": step.unit}
+        return {"kind": "step", "value": _s(env[name]), "unit": step.unit}
 
     def _trace(
         self,
@@ -455,31 +489,43 @@ class CompiledMethodology:
                 TraceStep(
                     step=s.name,
                     expression=s.expression,
-                    result=str(env[s.name]),
+                    result=_s(env[s.name]),
                     unit=s.unit,
                     values={n: self._value(n, env, rows) for n in s.refs},
-                    note=s.description,
+                    note="; ".join(n for n in (s.description, s.conversion) if n) or None,
                 )
             )
         out.append(
             TraceStep(
                 step="to_mg",
-                expression=f"{self.output} * {self.to_mg}",
-                result=str(exact),
+                expression=f"{self.output} * {_s(self.to_mg)}",
+                result=_s(exact),
                 unit="mg CO2e",
-                values={self.output: {"kind": "step", "value": str(env[self.output]), "unit": self.output_unit}},
+                values={
+                    self.output: {
+                        "kind": "step",
+                        "value": _s(env[self.output]),
+                        "unit": self.output_unit,
+                    }
+                },
                 note=f"converted from {self.output_unit} to mg CO2e",
             )
         )
         note = f"rounded once to whole mg, {self.rounding.replace('_', '-')}"
         if floored:
-            note += "; negative result floored at 0 (this methodology does not allow negative reductions)"
+            note += "; negative result floored at 0 (negative reductions are not allowed)"
         if capped:
             note += f"; per-record cap of {self.per_record_cap_mg} mg applied"
         if reasons:
             note += f"; not eligible ({', '.join(reasons)}), so 0 is credited"
         out.append(
-            TraceStep(step="reduction_mg", expression=f"round({self.output} in mg, {self.rounding})", result=str(mg), unit="mg CO2e", note=note)
+            TraceStep(
+                step="reduction_mg",
+                expression=f"round({self.output} in mg, {self.rounding})",
+                result=str(mg),
+                unit="mg CO2e",
+                note=note,
+            )
         )
         return out
 
@@ -515,7 +561,10 @@ class CompiledMethodology:
                 "output": self.output,
                 "rounding": self.rounding,
                 "allow_negative": self.allow_negative,
-                "caps": {"per_record_mg": self.per_record_cap_mg, "per_day_mg": self.per_day_cap_mg},
+                "caps": {
+                    "per_record_mg": self.per_record_cap_mg,
+                    "per_day_mg": self.per_day_cap_mg,
+                },
                 "notes": self.notes,
                 "sha256": self.sha256,
             }

@@ -26,7 +26,7 @@ class LoadError:
 
 
 class MethodologyInvalid(TanhuiError):
-    """A methodology file failed validation; `errors` lists every problem found, not just the first."""
+    """A methodology file failed validation; `errors` lists every problem, not just the first."""
 
     status_code = 422
     code = "methodology_invalid"
@@ -53,8 +53,8 @@ class InvalidMethodologyInput(TanhuiError):
 
 
 class FactorNotInForce(TanhuiError):
-    """No row of a factor table applies to the record's date and region (e.g. a date before the first
-    published factor): the calculation cannot be done honestly, so it is refused rather than guessed."""
+    """No row of a factor table applies to the record's date and region (e.g. a date before the
+    first published factor): the calculation cannot be done honestly, so it is refused."""
 
     status_code = 422
     code = "factor_not_in_force"

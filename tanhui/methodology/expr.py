@@ -12,14 +12,14 @@ Grammar (lowest precedence first)::
     unary    := ("-" | "+") unary | primary
     primary  := NUMBER | NAME | NAME "(" expr ("," expr)* ")" | "(" expr ")"
 
-Functions: `min(a, b, ...)`, `max(a, b, ...)`, `abs(a)`, `if(condition, then, else)`. A name is an input,
-a parameter, a factor-table reference (its row is picked by the record's date and region at evaluation
-time) or an earlier step. There is no attribute access, no indexing and no Python `eval`: the text is
-tokenised and parsed here, checked once (units with Pint, names, totality) and turned into nested closures,
-so a calculation only runs Decimal arithmetic.
+Functions: `min(a, b, ...)`, `max(a, b, ...)`, `abs(a)`, `if(condition, then, else)`. A name is
+an input, a parameter, a factor-table reference (its row is picked by the record's date and region
+at evaluation time) or an earlier step. There is no attribute access, no indexing and no Python
+`eval`: the text is tokenised and parsed here, checked once (units with Pint, names, totality) and
+turned into nested closures, so a calculation only runs Decimal arithmetic.
 
-Totality is checked with a sign analysis: every input's declared bounds give the signs it can take, and a
-division whose divisor may be zero for some admissible input is a load error.
+Totality is checked with a sign analysis: every input's declared bounds give the signs it can take,
+and a division whose divisor may be zero for some admissible input is a load error.
 """
 
 from __future__ import annotations
@@ -267,7 +267,7 @@ def names(node: Node) -> list[str]:
 
 @dataclass(slots=True)
 class Symbol:
-    """What the checker knows about a name: its unit (None for a condition) and the signs it can take."""
+    """What the checker knows of a name: its unit (None for a condition) and its possible signs."""
 
     unit: Unit | None
     signs: Signs = ANY
@@ -314,11 +314,14 @@ def signs_of(value: Decimal) -> Signs:
     return POS if value > 0 else NEG if value < 0 else ZERO
 
 
-def _scaled(c: Compiled, k: Decimal) -> Fn:
+def scale(f: Fn, k: Decimal) -> Fn:
     if k == 1:
-        return c.fn
-    f = c.fn
+        return f
     return lambda env: f(env) * k
+
+
+def _scaled(c: Compiled, k: Decimal) -> Fn:
+    return scale(c.fn, k)
 
 
 def _convert(c: Compiled, to: Unit, column: int, what: str) -> Fn:
@@ -344,7 +347,7 @@ def _condition(c: Compiled, column: int, what: str) -> None:
 
 
 def compile_expr(node: Node, symbols: Mapping[str, Symbol]) -> Compiled:
-    """Check units, names and totality of `node` and return a closure evaluating it on an env dict."""
+    """Check units, names and totality of `node`; return a closure evaluating it on an env dict."""
     if isinstance(node, Num):
         value = node.value
         return Compiled(lambda env: value, DIMENSIONLESS, signs_of(value), value)
@@ -484,7 +487,10 @@ def _compile_call(node: Call, symbols: Mapping[str, Symbol]) -> Compiled:
         raise ExprError(f"{func}() takes at least 2 arguments", node.column)
     base = next((a for a in args if not _is_zero_literal(a)), args[0])
     unit = _number(base, node.column, f"{func}()")
-    fns = [_convert(a, unit, a_node.column, f"{func}()") for a, a_node in zip(args, node.args, strict=True)]
+    fns = [
+        _convert(a, unit, a_node.column, f"{func}()")
+        for a, a_node in zip(args, node.args, strict=True)
+    ]
     pick = min if func == "min" else max
     signs = args[0].signs
     for a in args[1:]:

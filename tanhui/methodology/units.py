@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 from functools import lru_cache
+from typing import cast
 
 import pint
 
 # Decimal magnitudes keep conversion factors exact (1 t = 10**9 mg), so no float reaches a result.
-ureg = pint.UnitRegistry(non_int_type=Decimal)
+ureg: pint.UnitRegistry = pint.UnitRegistry(non_int_type=Decimal)
 # CO2e is its own base dimension: a "g CO2e" is not a plain gram, so a formula that forgets the
 # emission factor fails the dimension check. Sources that say "CO2" mean the same quantity (GWP 1).
 ureg.define("CO2e = [carbon_dioxide_equivalent] = CO2e = CO2eq = CO2")
@@ -23,7 +24,7 @@ def parse_unit(text: str) -> Unit:
     """Parse a unit string such as "g CO2e / km"; raises ValueError with a readable message."""
     try:
         unit = ureg.Unit(text.strip() or "dimensionless")
-    except Exception as exc:  # Pint raises several unrelated types (UndefinedUnitError, ValueError, ...)
+    except Exception as exc:  # noqa: BLE001 - Pint raises many unrelated types for a bad string
         raise ValueError(f"unknown unit {text!r}: {exc}") from None
     return unit
 
@@ -34,12 +35,10 @@ def compatible(a: Unit, b: Unit) -> bool:
 
 def factor(from_unit: Unit, to_unit: Unit) -> Decimal:
     """The exact Decimal factor that converts a magnitude in from_unit to to_unit."""
-    magnitude = ureg.Quantity(Decimal(1), from_unit).to(to_unit).magnitude
-    return (
-        Decimal(magnitude).normalize()
-        if not isinstance(magnitude, int)
-        else Decimal(magnitude)
-    )
+    magnitude = Decimal(cast(Decimal, ureg.Quantity(Decimal(1), from_unit).to(to_unit).magnitude))
+    if magnitude == magnitude.to_integral_value():
+        return magnitude.quantize(Decimal(1))  # 1000, not 1E+3, so traces read naturally
+    return magnitude.normalize()
 
 
 def show(unit: Unit) -> str:
@@ -50,10 +49,10 @@ def show(unit: Unit) -> str:
     den: list[str] = []
     # CO2e last among the numerator so the reader sees "kg CO2e", as the sources print it.
     items = sorted(unit._units.items(), key=lambda item: item[0] == "CO2e")
-    for name, power in items:
+    for name, raw_power in items:
+        power = int(cast(int, raw_power))
         symbol = ureg.get_symbol(name)
-        p = abs(power)
-        text = symbol if p == 1 else f"{symbol}^{p}"
+        text = symbol if abs(power) == 1 else f"{symbol}^{abs(power)}"
         (num if power > 0 else den).append(text)
     out = " ".join(num) or "1"
     if den:
