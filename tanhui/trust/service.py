@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tanhui.kit.db import session_scope, utcnow
 from tanhui.kit.dialect import for_update, insert_ignore
-from tanhui.kit.errors import Conflict, InvalidInput, NotFound, TanhuiError
+from tanhui.kit.errors import Conflict, NotFound, TanhuiError
 from tanhui.kit.settings import get_settings
 from tanhui.trust import leaf as leaf_codec
 from tanhui.trust import merkle, signing, verify
@@ -45,7 +45,10 @@ class LeafNotFound(NotFound):
     code = "leaf_not_found"
 
 
-class BadTreeSize(InvalidInput):
+class BadTreeSize(TanhuiError):
+    """Well-formed sizes the log cannot answer for (beyond its size, index outside the tree)."""
+
+    status_code = 400
     code = "bad_tree_size"
 
 

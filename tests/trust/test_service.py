@@ -189,12 +189,13 @@ class TestBundle:
             parent[path[-1]] = base64.b64encode(bytes(raw)).decode()
             return b
 
-        for path in (
+        paths: list[list[str | int]] = [
             ["leaf"],
             ["inclusion", "hashes", 0],
             ["sth", "root_hash"],
             ["sth", "signature"],
-        ):
+        ]
+        for path in paths:
             with pytest.raises(merkle.ProofError):
                 verify.verify_bundle(flipped(path), key)
         other = signing.Signer(signing.Ed25519PrivateKey.generate())
