@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import click
 import typer
 from sqlalchemy.exc import OperationalError
 from typer.core import TyperGroup
@@ -17,7 +16,7 @@ from tanhui.kit.errors import TanhuiError
 class _Group(TyperGroup):
     """Errors a user can act on end a command with one clear line and exit 1, never a traceback."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:  # typer's own (vendored) click Context
         try:
             return super().invoke(ctx)
         except TanhuiError as exc:

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from tanhui.kit.db import session_scope
 from tanhui.kit.errors import Conflict
 from tanhui.ledger import demo as ledger_demo
-from tanhui.ledger.models import Transfer
+from tanhui.ledger.models import Account
 
 
 @dataclass
@@ -35,7 +35,7 @@ SEEDERS: list[tuple[str, Callable[[Session, DemoContext], None]]] = [
 def run(*, seed: int, force: bool = False) -> list[str]:
     ctx = DemoContext(rng=random.Random(seed))
     with session_scope() as session:
-        if not force and session.scalar(select(func.count()).select_from(Transfer)):
+        if not force and session.scalar(select(func.count()).select_from(Account)):
             raise Conflict(
                 "the database already has data; use a fresh database or --force", code="not_empty"
             )

@@ -12,11 +12,8 @@ from sqlalchemy.sql.dml import Insert
 
 def insert_ignore(session: Session, table: Table, index_elements: list[str]) -> Insert:
     """INSERT ... ON CONFLICT (cols) DO NOTHING for the session's database."""
-    stmt: Any
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = postgresql.insert(table)
-    else:
-        stmt = sqlite.insert(table)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    stmt: Any = postgresql.insert(table) if postgres else sqlite.insert(table)
     return stmt.on_conflict_do_nothing(index_elements=index_elements)  # type: ignore[no-any-return]
 
 

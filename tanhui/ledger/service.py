@@ -233,7 +233,7 @@ def _account_ids(
             Account.name == name,
         )
     )
-    return {owner_id: account_id for owner_id, account_id in rows}
+    return dict(rows.tuples().all())
 
 
 def platform_account(session: Session, asset: str, name: str) -> Account:
@@ -411,8 +411,8 @@ def _apply(
         .scalars()
         .all()
     )
-    rows = []
-    records = []
+    rows: list[dict[str, Any]] = []
+    records: list[TransferRecord] = []
     for transfer_id, request in zip(ids, requests, strict=True):
         postings = tuple(
             PostingRecord(account_id, accounts[account_id][0], amount)
