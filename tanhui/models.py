@@ -1,4 +1,5 @@
 """Every part's tables, imported so that Base.metadata is complete (migrations, `alembic check`)."""
 
+from tanhui.incentives import models as incentives_models  # noqa: F401
 from tanhui.ledger import models as ledger_models  # noqa: F401
 from tanhui.trust import models as trust_models  # noqa: F401
