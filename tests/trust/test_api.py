@@ -88,7 +88,7 @@ class TestProofs:
         client: httpx.Client,
         session: Session,
         path: str,
-        params: dict[str, object],
+        params: dict[str, int | str],
         status: int,
     ) -> None:
         _fill(session, 3)
