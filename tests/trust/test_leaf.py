@@ -27,6 +27,10 @@ class TestEncoding:
         assert data[1:].startswith(b'{"data":{"created_at":"2026-01-02T03:04:05.000006Z",')
         assert b" " not in data
         assert merkle.leaf_hash(data) == hashlib.sha256(b"\x00" + data).digest()
+        assert len(data) == 431
+        assert merkle.leaf_hash(data).hex() == (
+            "ee62e1c34b2657eef5873670f0057fb4aba3269b6c92af8254abb6c9fed02fee"
+        )
 
     def test_sorted_keys_and_utf8(self) -> None:
         data = leaf.encode("k", "r", {"b": 1, "a": "碳"})
