@@ -1,0 +1,214 @@
+"""Loading reports every kind of error with file, line and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tanhui.methodology.errors import LoadError, MethodologyInvalid
+from tanhui.methodology.loader import load_catalogue, load_factor_table
+
+from .helpers import compile_text, methodology, tables
+
+GOOD_BODY = """
+[inputs.distance_km]
+unit = "km"
+gt = "0"
+le = "200"
+
+[parameters.factor]
+value = "46.7"
+unit = "g CO2e / km"
+status = "verified"
+source = { document = "Doc", address = "https://example.org" }
+
+[[steps]]
+name = "reduction"
+expr = "factor * distance_km"
+unit = "g CO2e"
+"""
+
+
+def errors_of(text: str) -> list[LoadError]:
+    with pytest.raises(MethodologyInvalid) as info:
+        compile_text(text)
+    return info.value.errors
+
+
+def line_of(text: str, needle: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
+
+
+def only(text: str, field: str) -> LoadError:
+    errs = [e for e in errors_of(text) if e.field == field]
+    assert errs, f"no error for {field}: {errors_of(text)}"
+    return errs[0]
+
+
+class TestGood:
+    def test_good_file_compiles(self) -> None:
+        m = compile_text(methodology(GOOD_BODY))
+        assert (m.id, m.version, m.scenario) == ("test-trip", "1", "metro")
+
+    def test_step_declared_in_another_mass_unit_is_converted(self) -> None:
+        text = methodology(GOOD_BODY.replace('unit = "g CO2e"\n', 'unit = "kg CO2e"\n'))
+        m = compile_text(text)
+        assert m.calculate({"distance_km": "10"}, at=m.effective_from).reduction_mg == 467_000
+
+
+class TestErrors:
+    def test_toml_syntax_error_has_a_line(self) -> None:
+        text = methodology(GOOD_BODY + "\nbroken = = 1\n")
+        err = errors_of(text)[0]
+        assert err.line == line_of(text, "broken")
+        assert "not valid TOML" in err.message
+
+    def test_missing_required_field(self) -> None:
+        text = methodology(GOOD_BODY).replace('scenario = "metro"\n', "")
+        assert only(text, "scenario").message == "is required"
+
+    def test_unknown_field_is_a_typo_caught(self) -> None:
+        text = methodology(GOOD_BODY.replace('gt = "0"', 'gt = "0"\nmaximum = "3"'))
+        err = only(text, "inputs.distance_km.maximum")
+        assert err.line == line_of(text, "maximum")
+
+    def test_unknown_scenario_and_bad_region(self) -> None:
+        text = (
+            methodology(GOOD_BODY)
+            .replace('"metro"', '"teleport"')
+            .replace('"shenzhen"', '"ShenZhen"')
+        )
+        assert "unknown scenario" in only(text, "scenario").message
+        assert "pinyin" in only(text, "region").message
+
+    def test_unknown_unit(self) -> None:
+        text = methodology(GOOD_BODY.replace('"g CO2e / km"', '"g CO2e / parsec_furlong"'))
+        err = only(text, "parameters.factor.unit")
+        assert "unknown unit" in err.message
+        assert err.line == line_of(text, "parsec_furlong")
+
+    def test_step_units_disagree(self) -> None:
+        text = methodology(
+            GOOD_BODY.replace('expr = "factor * distance_km"', 'expr = "factor + distance_km"')
+        )
+        err = only(text, "steps[0].expr")
+        assert "units do not agree" in err.message
+        assert err.line == line_of(text, "factor + distance_km")
+
+    def test_result_unit_differs_from_declared(self) -> None:
+        text = methodology(GOOD_BODY.replace('unit = "g CO2e"\n', 'unit = "km"\n'))
+        assert "cannot be expressed" in only(text, "steps[0].expr").message
+
+    def test_unknown_name(self) -> None:
+        text = methodology(GOOD_BODY.replace("factor * distance_km", "fctor * distance_km"))
+        assert "unknown name 'fctor'" in only(text, "steps[0].expr").message
+
+    def test_formula_not_total(self) -> None:
+        body = GOOD_BODY.replace('gt = "0"', 'ge = "0"').replace(
+            "factor * distance_km", "factor * distance_km * distance_km / distance_km"
+        )
+        assert "may be zero" in only(methodology(body), "steps[0].expr").message
+
+    def test_input_outside_the_vocabulary_or_in_the_wrong_unit(self) -> None:
+        body = (
+            GOOD_BODY.replace('unit = "km"\n', 'unit = "m"\n') + '\n[inputs.speed]\nunit = "km/h"\n'
+        )
+        errs = {e.field: e.message for e in errors_of(methodology(body))}
+        assert "always in km" in errs["inputs.distance_km.unit"]
+        assert "unknown input 'speed'" in errs["inputs.speed"]
+
+    def test_empty_input_range(self) -> None:
+        body = GOOD_BODY.replace('le = "200"', 'le = "0"')
+        assert only(methodology(body), "inputs.distance_km.le").message == "the range is empty"
+
+    def test_unknown_factor_table(self) -> None:
+        body = GOOD_BODY + '\n[factors.grid]\ntable = "no_such_table"\n'
+        assert "unknown factor table" in only(methodology(body), "factors.grid.table").message
+
+    def test_factor_table_without_a_row_at_effective_from(self) -> None:
+        body = GOOD_BODY + '\n[factors.grid]\ntable = "cn_power_co2_average"\nregion = "national"\n'
+        assert "no row in force" in only(methodology(body), "factors.grid.table").message
+
+    def test_duplicate_names(self) -> None:
+        body = GOOD_BODY.replace('name = "reduction"', 'name = "factor"')
+        assert "already used" in only(methodology(body), "steps[0].name").message
+
+    def test_rule_must_be_a_condition(self) -> None:
+        body = GOOD_BODY + '\n[[eligibility]]\ncode = "short"\nrule = "distance_km * 2"\n'
+        assert "must be a condition" in only(methodology(body), "eligibility[0].rule").message
+
+    def test_result_must_be_a_mass_of_co2e(self) -> None:
+        body = GOOD_BODY.replace(
+            'expr = "factor * distance_km"\nunit = "g CO2e"', 'expr = "distance_km"\nunit = "km"'
+        )
+        assert "mass of CO2e" in only(methodology(body), "steps[0].unit").message
+
+    def test_bad_caps_and_rounding(self) -> None:
+        body = (
+            GOOD_BODY
+            + '\n[caps]\nper_record = "5 km"\nper_day = "lots"\n[result]\nrounding = "banker"\n'
+        )
+        errs = {e.field: e.message for e in errors_of(methodology(body))}
+        assert "mass of CO2e" in errs["caps.per_record"]
+        assert "quantity with a unit" in errs["caps.per_day"]
+        assert "must be one of" in errs["result.rounding"]
+
+    def test_bad_status_and_source_address(self) -> None:
+        body = GOOD_BODY.replace('status = "verified"', 'status = "official"').replace(
+            "https://example.org", "example.org"
+        )
+        errs = {e.field: e.message for e in errors_of(methodology(body))}
+        assert "must be one of" in errs["parameters.factor.status"]
+        assert "URL" in errs["parameters.factor.source.address"]
+
+    def test_every_error_is_reported_at_once(self) -> None:
+        body = GOOD_BODY.replace('"g CO2e / km"', '"bogus"').replace("factor * distance_km", "nope")
+        text = methodology(body).replace('kind = "scenario"', 'kind = "other"')
+        assert len(errors_of(text)) >= 3
+
+    def test_error_renders_file_line_field(self) -> None:
+        text = methodology(GOOD_BODY.replace("factor * distance_km", "nope"))
+        with pytest.raises(MethodologyInvalid) as info:
+            compile_text(text, file="upload.toml")
+        line = line_of(text, 'expr = "nope"')
+        assert (
+            str(info.value.errors[0])
+            == f"upload.toml:{line}: steps[0].expr: unknown name 'nope' (column 1)"
+        )
+        assert info.value.extra["errors"][0]["line"] == line
+
+
+class TestFactorTables:
+    def test_overlapping_rows(self) -> None:
+        text = """
+id = "t"
+unit = "kg CO2e / kWh"
+[name]
+zh = "t"
+en = "t"
+[[rows]]
+region = "national"
+value = "0.5"
+valid_from = 2024-01-01
+status = "verified"
+source = { document = "d" }
+[[rows]]
+region = "national"
+value = "0.4"
+valid_from = 2024-06-01
+status = "verified"
+source = { document = "d" }
+"""
+        with pytest.raises(MethodologyInvalid) as info:
+            load_factor_table(text, file="t.toml")
+        err = info.value.errors[0]
+        assert err.field == "rows[1].valid_from" and "overlaps" in err.message
+        assert err.line == 16
+
+    def test_duplicate_version_in_the_catalogue(self, tmp_path: Path) -> None:
+        text = methodology(GOOD_BODY)
+        (tmp_path / "a.toml").write_text(text, encoding="utf-8")
+        (tmp_path / "b.toml").write_text(text, encoding="utf-8")
+        with pytest.raises(MethodologyInvalid, match="also defined"):
+            load_catalogue(tables(), tmp_path)
