@@ -9,12 +9,14 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from tanhui import __version__, wiring
+from tanhui.identity import api as identity_api
 from tanhui.kit.db import default_session_factory
 from tanhui.kit.http import get_session, install_error_handlers
 from tanhui.ledger import api as ledger_api
 from tanhui.trust import api as trust_api
 
 ROUTERS: list[APIRouter] = [
+    identity_api.router,
     ledger_api.router,
     trust_api.router,
 ]
