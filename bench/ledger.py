@@ -55,7 +55,7 @@ def raw_inserts(
                             "idempotency_key": f"{tag}-{i}",
                             "request_hash": "0" * 64,
                             "kind": "raw",
-                            "meta": {},
+                            "metadata": {},
                             "created_at": now,
                         }
                         for i in range(offset, min(offset + batch, n))

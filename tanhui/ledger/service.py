@@ -233,7 +233,7 @@ def _account_ids(
             Account.name == name,
         )
     )
-    return dict(rows.tuples().all())
+    return {row.owner_id: row.id for row in rows}
 
 
 def platform_account(session: Session, asset: str, name: str) -> Account:
@@ -401,7 +401,7 @@ def _apply(
                     "idempotency_key": r.idempotency_key,
                     "request_hash": h,
                     "kind": r.kind,
-                    "meta": dict(r.metadata),
+                    "metadata": dict(r.metadata),  # the Core column key, not the ORM attribute
                     "reverses_id": r.reverses_id,
                     "created_at": now,
                 }

@@ -27,6 +27,22 @@ class TestTransfer:
         assert ledger_service.balance(session, b).balance == 300
         assert ledger_service.check(session) == []
 
+    def test_metadata_and_kind_are_kept_in_the_journal(self, session: Session) -> None:
+        a = citizen_account(session, funded=10)
+        b = citizen_account(session)
+        t = ledger_service.transfer(
+            session,
+            idempotency_key="md",
+            kind="gift",
+            postings=[(a, -1), (b, 1)],
+            metadata={"record_id": 7, "note": "生日礼物"},
+        )
+        (stored,) = ledger_service.get_transfer_records(session, [t.id])
+        assert (stored.kind, dict(stored.metadata)) == (
+            "gift",
+            {"record_id": 7, "note": "生日礼物"},
+        )
+
     def test_unbounded_issuance_balance_is_derived_from_journal(self, session: Session) -> None:
         citizen_account(session, funded=250)
         citizen_account(session, funded=750)

@@ -285,10 +285,6 @@ class TestLedgerWiring:
             (info.leaf_index, leaf_codec.LEDGER_TRANSFER, str(t.id))
         ]
 
-    @pytest.mark.xfail(
-        reason="ledger bug: _apply inserts key 'meta' but the Core column key is 'metadata', so "
-        "transfer metadata is dropped; the audit rightly reports every transfer with metadata",
-    )
     def test_metadata_survives_the_round_trip(self, session: Session) -> None:
         wiring.install()
         account = citizen_account(session)
