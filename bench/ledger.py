@@ -4,7 +4,7 @@
 
 Prints one JSON object per database, then a last line with all of them. The baseline inserts the very
 same journal rows (transfer + two postings) with plain executemany, in the same run and database, so
-the ratio shows what idempotency, validation and exact balances cost.
+the ratio shows what idempotency, validation, exact balances and queueing for the trust log cost.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from bench._db import databases
+from tanhui import wiring
 from tanhui.kit.db import create_db_engine, make_session_factory, utcnow
 from tanhui.ledger import service as ledger_service
 from tanhui.ledger.models import Posting, Transfer
@@ -155,6 +156,7 @@ def measure(name: str, url: str, *, n_batch: int, n_single: int, batch: int) -> 
 
 
 def main() -> None:
+    wiring.install()  # measure the production path: every transfer is also queued for the trust log
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller runs (about a minute)")
     parser.add_argument("--batch", type=int, default=1000)
