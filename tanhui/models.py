@@ -1,5 +1,6 @@
 """Every part's tables, imported so that Base.metadata is complete (migrations, `alembic check`)."""
 
+from tanhui.activity import models as activity_models  # noqa: F401
 from tanhui.identity import models as identity_models  # noqa: F401
 from tanhui.incentives import models as incentives_models  # noqa: F401
 from tanhui.ledger import models as ledger_models  # noqa: F401

@@ -1,0 +1,109 @@
+"""Activity tables: partner behaviour records, their outcome, daily running totals and operator rules.
+
+Design
+- One row per record a partner pushed (`activity_record`), whatever its outcome: credited, rejected,
+  held for review, reversed. `(partner_id, external_id)` is unique: a record is inserted with
+  `INSERT ... ON CONFLICT DO NOTHING`, so the same batch sent twice, or by two processes at once, stores
+  and credits each record once; the records the insert did not take are duplicates and the caller gets
+  their stored outcome. Records refused as malformed (`invalid_record`) are not stored: nothing in them
+  can be trusted, and the partner may fix and resend them under the same external id.
+- The record keeps the methodology id, version and inputs, not the calculation trace: methodology
+  versions are immutable, so `record_detail` recomputes the trace on demand from (id, version, inputs,
+  started_at). `computed_mg` is what the methodology gave; `reduction_mg` what was credited after the
+  daily cap (equal unless the cap cut it).
+- Crediting: each ingested batch is credited by ONE balanced ledger transfer (kind `activity.credit`)
+  from the platform's CO2E_MG issuance account, with one posting per citizen (the sum of that citizen's
+  credited records in the batch). Every credited record keeps that transfer's id (and so its trust-log
+  leaf); a record approved by a reviewer gets its own transfer. One transfer per batch rather than per
+  record keeps ingestion at thousands of records a second (the journal, the balance updates and the
+  trust log grow per batch, not per record). A partner reversal is its own transfer for the record's
+  amount, citizen -> issuance, with the idempotency key `activity:reversal:<record id>`.
+- Points: one `incentives_service.award_points` Award per credited record (source `activity:<id>`),
+  so a reversal can revoke exactly what that record earned.
+- `activity_daily` holds running totals per (citizen, scenario, platform-time-zone day): the daily cap
+  reads them (one query per batch) and, on PostgreSQL, the batch locks the rows it will change in key
+  order before deciding, so two concurrent batches for one citizen cannot both use the same cap room.
+- `activity_rule` holds operator-changeable checks per scenario (`*` = all scenarios) as JSON params with
+  an `effective_from`; the newest row in force is merged over the defaults shipped in `rules.py`.
+- `issued_ref` marks records whose reduction the registry aggregated into issued credits (set once by a
+  conditional update); an issued record can no longer be reversed.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Date,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tanhui.kit.db import Base, BigIntPK, UTCDateTime, utcnow
+
+STATUSES = ("credited", "rejected", "review", "reversed")
+
+
+class ActivityRecord(Base):
+    __tablename__ = "activity_record"
+    __table_args__ = (
+        UniqueConstraint("partner_id", "external_id"),
+        Index("ix_activity_record_citizen_started", "citizen_id", "started_at"),
+        Index("ix_activity_record_partner_day", "partner_id", "day"),
+        Index("ix_activity_record_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    partner_id: Mapped[int] = mapped_column(BigInteger)
+    external_id: Mapped[str] = mapped_column(String(128))
+    partner_user_id: Mapped[str] = mapped_column(String(128))
+    citizen_id: Mapped[int | None] = mapped_column(BigInteger)
+    scenario: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    day: Mapped[date] = mapped_column(Date)  # started_at's day in the platform time zone
+    quantities: Mapped[dict[str, Any]] = mapped_column(JSON)  # values as decimal strings
+    evidence: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    methodology_id: Mapped[str | None] = mapped_column(String(64))
+    methodology_version: Mapped[str | None] = mapped_column(String(32))
+    computed_mg: Mapped[int] = mapped_column(BigInteger, default=0)
+    reduction_mg: Mapped[int] = mapped_column(BigInteger, default=0)
+    points: Mapped[int] = mapped_column(BigInteger, default=0)
+    status: Mapped[str] = mapped_column(String(16))
+    code: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[str | None] = mapped_column(String(300))
+    review_reasons: Mapped[list[str] | None] = mapped_column(JSON)
+    transfer_id: Mapped[int | None] = mapped_column(BigInteger)
+    reversal_transfer_id: Mapped[int | None] = mapped_column(BigInteger)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decided_by: Mapped[str | None] = mapped_column(String(64))  # "staff:<id>" / "partner:<id>"
+    issued_ref: Mapped[str | None] = mapped_column(String(128))
+
+
+class ActivityDaily(Base):
+    __tablename__ = "activity_daily"
+
+    citizen_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    scenario: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    credited_mg: Mapped[int] = mapped_column(BigInteger, default=0)
+    records: Mapped[int] = mapped_column(Integer, default=0)  # records received (any outcome)
+
+
+class ActivityRule(Base):
+    __tablename__ = "activity_rule"
+    __table_args__ = (Index("ix_activity_rule_scenario_from", "scenario", "effective_from"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    scenario: Mapped[str] = mapped_column(String(64))  # "*" applies to every scenario
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    effective_from: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(64))  # "staff:<id>"; None = shipped
