@@ -14,11 +14,13 @@ from tanhui.kit.db import default_session_factory
 from tanhui.kit.http import get_session, install_error_handlers
 from tanhui.ledger import api as ledger_api
 from tanhui.trust import api as trust_api
+from tanhui.web import views as web_views
 
 ROUTERS: list[APIRouter] = [
     identity_api.router,
     ledger_api.router,
     trust_api.router,
+    *web_views.routers,
 ]
 
 health = APIRouter(tags=["health"])
@@ -44,4 +46,5 @@ def create_app(session_factory: sessionmaker[Session] | None = None) -> FastAPI:
     app.include_router(health)
     for router in ROUTERS:
         app.include_router(router)
+    web_views.mount(app)
     return app

@@ -1,0 +1,26 @@
+"""HTML routes by audience; `tanhui.app` includes `routers` and calls `mount(app)` for the rest."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+from tanhui.web import render, security
+from tanhui.web.auth import LoginRequired
+from tanhui.web.views import citizen, common, console, docs, public
+
+routers: list[APIRouter] = [public.router, docs.router, citizen.router, console.router]
+
+
+def mount(app: FastAPI) -> None:
+    """Static files (local only: no CDN) and the login redirect for pages that need a session."""
+    app.mount("/static", StaticFiles(directory=render.STATIC), name="static")
+
+    @app.exception_handler(LoginRequired)
+    async def _login(_: Request, exc: LoginRequired) -> RedirectResponse:
+        return RedirectResponse(exc.location, status_code=303)
+
+    @app.exception_handler(security.CsrfFailed)
+    async def _csrf(request: Request, exc: security.CsrfFailed) -> HTMLResponse:
+        return common.error_page(request, exc, back=request.url.path)
