@@ -168,9 +168,11 @@ def _safe(url: str) -> str:
 def _register() -> None:
     from tanhui.identity import cli as identity_cli
     from tanhui.ledger import cli as ledger_cli
+    from tanhui.methodology import cli as methodology_cli
     from tanhui.trust import cli as trust_cli
 
     app.add_typer(ledger_cli.app, name="ledger")
+    app.add_typer(methodology_cli.app, name="methodology")
     app.add_typer(identity_cli.staff_app, name="staff")
     app.add_typer(trust_cli.app, name="trust")
 

@@ -142,7 +142,7 @@ _shipped: tuple[dict[str, FactorTable], list[CompiledMethodology]] | None = None
 _built: OrderedDict[tuple[str, tuple[tuple[int, str], ...]], Catalogue] = OrderedDict()
 
 
-def _shipped_catalogue(zone: ZoneInfo) -> tuple[dict[str, FactorTable], list[CompiledMethodology]]:
+def shipped_catalogue(zone: ZoneInfo) -> tuple[dict[str, FactorTable], list[CompiledMethodology]]:
     global _shipped
     if _shipped is None:
         tables = load_factor_tables()
@@ -162,7 +162,7 @@ def catalogue(session: Session) -> Catalogue:
         if cached is not None:
             _built.move_to_end(key)
             return cached
-    tables, shipped = _shipped_catalogue(zone)
+    tables, shipped = shipped_catalogue(zone)
     versions = {m.key: m for m in shipped}
     uploads = session.scalars(select(MethodologyVersion).order_by(MethodologyVersion.id)).all()
     for row in uploads:
