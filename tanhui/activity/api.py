@@ -1,0 +1,255 @@
+"""Activity routes: the signed partner API, the review queue, operator rules and the citizen's account."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
+
+from tanhui.activity import schemas
+from tanhui.activity import service as activity_service
+from tanhui.identity.auth import current_citizen, partner_request, require_role
+from tanhui.identity.principal import PartnerPrincipal, Principal
+from tanhui.kit.errors import InvalidInput
+from tanhui.kit.http import get_session
+
+router = APIRouter(prefix="/v1")
+
+_reviewer = require_role("reviewer", "operator_admin")
+_operator = require_role("operator_admin")
+
+
+async def _batch(request: Request) -> list[Any]:
+    """The body as {"records": [...]}; only the envelope is validated here, each record later."""
+    body = await request.body()
+    try:
+        # Numbers become Decimal, never float: "3.2" and 3.2 must give the same exact quantity.
+        data = json.loads(body, parse_float=Decimal)
+    except (ValueError, RecursionError):
+        raise InvalidInput("the body is not JSON", code="invalid_json") from None
+    if not isinstance(data, dict) or not isinstance(data.get("records"), list):
+        raise InvalidInput(
+            'the body must be {"records": [...]}', code="invalid_batch", field="records"
+        )
+    if set(data) - {"records"}:
+        name = sorted(set(data) - {"records"})[0]
+        raise InvalidInput(f"unknown field {name!r}", code="invalid_batch", field=name)
+    records: list[Any] = data["records"]
+    if not 1 <= len(records) <= activity_service.MAX_BATCH:
+        raise InvalidInput(
+            f"a batch holds 1 to {activity_service.MAX_BATCH} records, got {len(records)}",
+            code="invalid_batch",
+            field="records",
+        )
+    return records
+
+
+async def _body(request: Request) -> bytes:
+    return await request.body()
+
+
+@router.post(
+    "/partner/activities",
+    tags=["partner"],
+    summary="Push a batch of behaviour records (signed)",
+    response_model=schemas.BatchResult,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": schemas.BatchIn.model_json_schema(
+                        ref_template="#/components/schemas/{model}"
+                    )
+                }
+            },
+        }
+    },
+)
+def push_activities(
+    partner: PartnerPrincipal = Depends(partner_request),
+    records: list[Any] = Depends(_batch),
+    session: Session = Depends(get_session),
+) -> JSONResponse:
+    results = activity_service.ingest(session, partner, records)
+    counts = Counter(r["status"] for r in results)
+    # Built by hand: validating 1000 result models would cost more than judging the records.
+    return JSONResponse({"results": results, "counts": dict(counts)})
+
+
+@router.get(
+    "/partner/activities/{external_id}",
+    tags=["partner"],
+    summary="A record's status (signed)",
+    response_model=schemas.PartnerRecord,
+)
+def activity_status(
+    external_id: str,
+    partner: PartnerPrincipal = Depends(partner_request),
+    session: Session = Depends(get_session),
+) -> dict[str, Any]:
+    return activity_service.record_status(session, partner, external_id)
+
+
+@router.post(
+    "/partner/activities/{external_id}/reversal",
+    tags=["partner"],
+    summary="Cancel a record: its reduction and points are reversed (signed, idempotent)",
+    response_model=schemas.PartnerRecord,
+)
+def reverse_activity(
+    external_id: str,
+    partner: PartnerPrincipal = Depends(partner_request),
+    session: Session = Depends(get_session),
+    body: bytes = Depends(_body),
+) -> dict[str, Any]:
+    reason = None
+    if body.strip():
+        try:
+            parsed = schemas.ReversalIn.model_validate_json(body)
+        except ValueError:
+            raise InvalidInput('the body must be {"reason": "..."}', field="reason") from None
+        reason = parsed.reason
+    return activity_service.reverse_record(session, partner, external_id, reason=reason)
+
+
+@router.get(
+    "/partner/reconciliation",
+    tags=["partner"],
+    summary="Counts and sums per scenario and status for a day (platform time zone; signed)",
+    response_model=schemas.Reconciliation,
+)
+def reconciliation(
+    date_: date = Query(alias="date", description="YYYY-MM-DD, platform time zone."),
+    partner: PartnerPrincipal = Depends(partner_request),
+    session: Session = Depends(get_session),
+) -> dict[str, Any]:
+    return activity_service.reconciliation(session, partner, date_)
+
+
+# --- review ---------------------------------------------------------------------------------------
+
+
+@router.get("/review/records", tags=["review"], summary="Records held for review, oldest first")
+def review_records(
+    limit: int = Query(50, ge=1, le=200),
+    after_id: int | None = Query(None, description="Continue after this record id."),
+    actor: Principal = Depends(_reviewer),
+    session: Session = Depends(get_session),
+) -> list[dict[str, Any]]:
+    return jsonable_encoder(
+        activity_service.review_queue(session, actor, limit=limit, before_id=after_id)
+    )
+
+
+@router.post("/review/records/{record_id}/approve", tags=["review"], summary="Approve and credit")
+def approve_record(
+    record_id: int,
+    actor: Principal = Depends(_reviewer),
+    session: Session = Depends(get_session),
+) -> dict[str, Any]:
+    return jsonable_encoder(activity_service.approve(session, actor, record_id))
+
+
+@router.post("/review/records/{record_id}/reject", tags=["review"], summary="Reject with a reason")
+def reject_record(
+    record_id: int,
+    body: schemas.RejectIn,
+    actor: Principal = Depends(_reviewer),
+    session: Session = Depends(get_session),
+) -> dict[str, Any]:
+    return jsonable_encoder(activity_service.reject(session, actor, record_id, reason=body.reason))
+
+
+@router.get(
+    "/activity/citizens/{citizen_id}/records",
+    tags=["review"],
+    summary="A citizen's records (staff; the read is logged for the citizen)",
+)
+def staff_citizen_records(
+    citizen_id: int,
+    limit: int = Query(50, ge=1, le=200),
+    before_id: int | None = Query(None),
+    actor: Principal = Depends(_reviewer),
+    session: Session = Depends(get_session),
+) -> list[dict[str, Any]]:
+    return jsonable_encoder(
+        activity_service.staff_records(session, actor, citizen_id, limit=limit, before_id=before_id)
+    )
+
+
+@router.get("/activity/rules", tags=["review"], summary="Check parameters in force per scenario")
+def get_rules(
+    _: Principal = Depends(_reviewer), session: Session = Depends(get_session)
+) -> dict[str, Any]:
+    return jsonable_encoder(activity_service.rules_in_force(session))
+
+
+@router.post("/activity/rules", tags=["review"], summary="Change check parameters (operator)")
+def set_rules(
+    body: schemas.RuleIn,
+    actor: Principal = Depends(_operator),
+    session: Session = Depends(get_session),
+) -> dict[str, Any]:
+    return jsonable_encoder(
+        activity_service.set_rule(
+            session,
+            actor,
+            scenario=body.scenario,
+            params=body.params,
+            effective_from=body.effective_from,
+        )
+    )
+
+
+# --- the citizen's carbon account ---------------------------------------------------------------
+
+
+@router.get(
+    "/me/summary", tags=["me"], summary="My reductions and points", response_model=schemas.Summary
+)
+def my_summary(
+    citizen: Principal = Depends(current_citizen), session: Session = Depends(get_session)
+) -> dict[str, Any]:
+    return activity_service.citizen_summary(session, citizen.id)
+
+
+@router.get(
+    "/me/records",
+    tags=["me"],
+    summary="My records, newest first",
+    response_model=schemas.RecordPage,
+)
+def my_records(
+    limit: int = Query(50, ge=1, le=200),
+    before_id: int | None = Query(None, description="next_before_id of the previous page."),
+    citizen: Principal = Depends(current_citizen),
+    session: Session = Depends(get_session),
+) -> dict[str, Any]:
+    items = activity_service.citizen_records(
+        session, citizen.id, limit=limit + 1, before_id=before_id
+    )
+    more = len(items) > limit
+    items = items[:limit]
+    return {"items": items, "next_before_id": items[-1]["id"] if more else None}
+
+
+@router.get(
+    "/me/records/{record_id}",
+    tags=["me"],
+    summary="How one record's reduction was computed",
+    response_model=schemas.RecordDetail,
+)
+def my_record(
+    record_id: int,
+    citizen: Principal = Depends(current_citizen),
+    session: Session = Depends(get_session),
+) -> dict[str, Any]:
+    return activity_service.record_detail(session, citizen.id, record_id)
