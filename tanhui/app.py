@@ -10,16 +10,20 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tanhui import __version__, wiring
 from tanhui.identity import api as identity_api
+from tanhui.incentives import api as incentives_api
 from tanhui.kit.db import default_session_factory
 from tanhui.kit.http import get_session, install_error_handlers
 from tanhui.ledger import api as ledger_api
+from tanhui.mall import api as mall_api
 from tanhui.methodology import api as methodology_api
 from tanhui.trust import api as trust_api
 from tanhui.web import views as web_views
 
 ROUTERS: list[APIRouter] = [
     identity_api.router,
+    incentives_api.router,
     ledger_api.router,
+    mall_api.router,
     methodology_api.router,
     trust_api.router,
     *web_views.routers,

@@ -167,7 +167,9 @@ def _safe(url: str) -> str:
 
 def _register() -> None:
     from tanhui.identity import cli as identity_cli
+    from tanhui.incentives import cli as incentives_cli
     from tanhui.ledger import cli as ledger_cli
+    from tanhui.mall import cli as mall_cli
     from tanhui.methodology import cli as methodology_cli
     from tanhui.trust import cli as trust_cli
 
@@ -175,6 +177,8 @@ def _register() -> None:
     app.add_typer(methodology_cli.app, name="methodology")
     app.add_typer(identity_cli.staff_app, name="staff")
     app.add_typer(trust_cli.app, name="trust")
+    app.add_typer(incentives_cli.app, name="points")
+    app.add_typer(mall_cli.app, name="mall")
 
 
 _register()

@@ -72,9 +72,7 @@ class Rule(Base):
 class Campaign(Base):
     __tablename__ = "incentives_campaign"
     __table_args__ = (
-        CheckConstraint(
-            "budget_points IS NULL OR budget_points >= 0", name="budget_non_negative"
-        ),
+        CheckConstraint("budget_points IS NULL OR budget_points >= 0", name="budget_non_negative"),
     )
 
     code: Mapped[str] = mapped_column(String(64), primary_key=True)

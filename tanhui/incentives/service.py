@@ -541,13 +541,15 @@ def _take_from_lots(session: Session, citizen_id: int, points: int, *, prefer: i
 
 
 def _spendable_lots(session: Session, citizen_id: int) -> list[Lot]:
+    # Locked in id order (as expiry does), then spent oldest-expiring first.
     stmt = (
         select(Lot)
         .where(Lot.citizen_id == citizen_id, Lot.remaining > 0)
-        .order_by(Lot.expires_on, Lot.earned_on, Lot.id)
+        .order_by(Lot.id)
         .execution_options(populate_existing=True)
     )
-    return list(session.scalars(for_update(session, stmt)))
+    lots = list(session.scalars(for_update(session, stmt)))
+    return sorted(lots, key=lambda lot: (lot.expires_on, lot.earned_on, lot.id))
 
 
 # --- spending (the mall) ---------------------------------------------------------------------------
@@ -615,6 +617,16 @@ def restore_points(session: Session, *, ref: str) -> int:
 
 
 # --- reading ---------------------------------------------------------------------------------------
+
+# Levels by lifetime points earned (before spending), like the "成长值" of city platforms.
+LEVEL_THRESHOLDS = (0, 100, 500, 2_000, 10_000)
+
+
+def level(session: Session, citizen_id: int) -> int:
+    """1 to 5, from lifetime points awarded (spending does not lower a level)."""
+    carry = session.get(Carry, citizen_id)
+    earned = carry.total_points if carry else 0
+    return sum(1 for threshold in LEVEL_THRESHOLDS if earned >= threshold)
 
 
 def points_balance(session: Session, citizen_id: int) -> int:
