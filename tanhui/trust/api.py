@@ -99,6 +99,12 @@ def lookup(
 
 
 @router.get(
+    "/leaves/{index}/proof",
+    summary="Same as /bundle/{index}: the proof bundle of a leaf",
+    response_class=Response,
+    responses={200: {"content": {"application/json": {}}}},
+)
+@router.get(
     "/bundle/{index}",
     summary="Downloadable proof bundle for `tanhui trust verify` (leaf, proof, signed head, key)",
     response_class=Response,

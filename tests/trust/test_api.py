@@ -111,3 +111,4 @@ class TestBundleDownload:
         key = signing.load_public_key(client.get("/v1/trust/public-key.pem").text)
         result = verify.verify_bundle(r.json(), key)
         assert result.leaf_index == 2 and result.tree_size == 6
+        assert client.get("/v1/trust/leaves/2/proof").json() == r.json()
