@@ -414,9 +414,18 @@ class CompiledMethodology:
         eligible = not reasons
         if not eligible and not trace:
             return Calculation(self.id, self.version, 0, False, reasons, None, self.per_day_cap_mg)
-        for name, fn in self._step_fns:
-            env[name] = fn(env)
-        exact = env[self.output] * self.to_mg
+        try:
+            for name, fn in self._step_fns:
+                env[name] = fn(env)
+            exact = env[self.output] * self.to_mg
+        except (
+            ArithmeticError
+        ):  # Decimal overflow from an extreme uploaded formula: refuse, never 500
+            raise InvalidMethodologyInput(
+                "the formula overflows for these inputs",
+                field=self.output,
+                code="calculation_overflow",
+            ) from None
         mg = int(exact.to_integral_value(rounding=ROUNDINGS[self.rounding]))
         floored = capped = False
         if mg < 0 and not self.allow_negative:

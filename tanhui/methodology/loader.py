@@ -205,6 +205,11 @@ class _Reader:
         if not isinstance(result, Decimal) or not result.is_finite():
             self.error(where, f"must be a finite number, got {value!r}")
             return None
+        exponent = result.as_tuple().exponent
+        # Values far outside any emission factor would only risk Decimal overflow at evaluation.
+        if result and (result.adjusted() > 15 or (isinstance(exponent, int) and exponent < -15)):
+            self.error(where, "must be between 1e-15 and 1e15 in magnitude")
+            return None
         return result
 
     def day(
@@ -463,16 +468,16 @@ def load_methodology(
 
     name = r.table(data, "name", "")
     r.unknown(name, {"zh", "en"}, "name")
-    name_zh = r.string(name, "zh", "name") if name else None
-    name_en = r.string(name, "en", "name") if name else None
+    name_zh = r.string(name, "zh", "name")
+    name_en = r.string(name, "en", "name")
     issuer = r.table(data, "issuer", "")
     r.unknown(issuer, {"zh", "en"}, "issuer")
-    issuer_zh = r.string(issuer, "zh", "issuer") if issuer else None
-    issuer_en = r.string(issuer, "en", "issuer", required=False) if issuer else None
+    issuer_zh = r.string(issuer, "zh", "issuer")
+    issuer_en = r.string(issuer, "en", "issuer", required=False)
     document = r.table(data, "document", "")
     r.unknown(document, {"title", "address"}, "document")
-    doc_title = r.string(document, "title", "document") if document else None
-    doc_address = r.string(document, "address", "document", required=False) if document else None
+    doc_title = r.string(document, "title", "document")
+    doc_address = r.string(document, "address", "document", required=False)
 
     symbols: dict[str, expr.Symbol] = {}
     taken: dict[str, str] = {}
@@ -640,6 +645,12 @@ def load_methodology(
             compiled = expr.compile_expr(node, symbols)
             if compiled.unit is not None:
                 raise expr.ExprError("a rule must be a condition such as capacity_kw <= 1000", 1)
+        except RecursionError:
+            r.error(
+                f"{path}.{'rule' if path.startswith('eligibility') else 'expr'}",
+                "formula nested too deeply",
+            )
+            continue
         except expr.ExprError as exc:
             r.error(f"{path}.rule", f"{exc.message} (column {exc.column})")
             continue
@@ -684,6 +695,12 @@ def load_methodology(
                     f"which cannot be expressed in the declared unit {unit[0]!r}",
                     1,
                 )
+        except RecursionError:
+            r.error(
+                f"{path}.{'rule' if path.startswith('eligibility') else 'expr'}",
+                "formula nested too deeply",
+            )
+            continue
         except expr.ExprError as exc:
             r.error(f"{path}.expr", f"{exc.message} (column {exc.column})")
             continue
