@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tanhui.methodology.errors import LoadError, MethodologyInvalid
-from tanhui.methodology.loader import load_catalogue, load_factor_table
+from tanhui.methodology.loader import CATALOGUE_DIR, load_catalogue, load_factor_table
 
 from .helpers import compile_text, methodology, tables
 
@@ -212,3 +214,28 @@ source = { document = "d" }
         (tmp_path / "b.toml").write_text(text, encoding="utf-8")
         with pytest.raises(MethodologyInvalid, match="also defined"):
             load_catalogue(tables(), tmp_path)
+
+
+class TestNeverCrashes:
+    """Whatever an operator uploads, the loader answers with MethodologyInvalid, never another error."""
+
+    VALUES = ("1", '"x"', "[1]", "{a = 1}", "true", "2024-01-01", "-5", '"1e999999"', '"NaN"', "[]")
+    LINES = ("[[steps]]", "[inputs.kwh]", 'expr = "1/0"', "[[eligibility]]", "[caps]", "[result]")
+
+    @settings(max_examples=300, deadline=None)
+    @given(data=st.data())
+    def test_mutated_catalogue_files(self, data: st.DataObject) -> None:
+        path = data.draw(st.sampled_from(sorted(CATALOGUE_DIR.glob("*.toml"))))
+        lines = path.read_text(encoding="utf-8").splitlines()
+        k = data.draw(st.integers(0, len(lines) - 1))
+        action = data.draw(st.sampled_from(["delete", "replace", "insert"]))
+        if action == "delete":
+            del lines[k]
+        elif action == "replace" and "=" in lines[k]:
+            lines[k] = lines[k].split("=")[0] + "= " + data.draw(st.sampled_from(self.VALUES))
+        else:
+            lines.insert(k, data.draw(st.sampled_from(self.LINES)))
+        try:
+            compile_text("\n".join(lines))
+        except MethodologyInvalid as exc:
+            assert exc.errors
