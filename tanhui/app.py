@@ -9,6 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from tanhui import __version__, wiring
+from tanhui.activity import api as activity_api
 from tanhui.identity import api as identity_api
 from tanhui.incentives import api as incentives_api
 from tanhui.kit.db import default_session_factory
@@ -16,15 +17,20 @@ from tanhui.kit.http import get_session, install_error_handlers
 from tanhui.ledger import api as ledger_api
 from tanhui.mall import api as mall_api
 from tanhui.methodology import api as methodology_api
+from tanhui.projects import api as projects_api
+from tanhui.registry import api as registry_api
 from tanhui.trust import api as trust_api
 from tanhui.web import views as web_views
 
 ROUTERS: list[APIRouter] = [
+    activity_api.router,
     identity_api.router,
     incentives_api.router,
     ledger_api.router,
     mall_api.router,
     methodology_api.router,
+    projects_api.router,
+    registry_api.router,
     trust_api.router,
     *web_views.routers,
 ]

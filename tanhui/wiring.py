@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from tanhui.ledger import service as ledger_service
 from tanhui.ledger.service import CheckProblem
+from tanhui.registry import service as registry_service
 from tanhui.trust import leaf as trust_leaf
 from tanhui.trust import service as trust_service
 
@@ -25,6 +26,7 @@ def install() -> None:
         return
     _installed = True
     ledger_service.add_journal_listener(log_transfers)
+    _install_activity()
 
 
 def extra_checks(session: Session) -> list[CheckProblem]:
@@ -35,7 +37,9 @@ def extra_checks(session: Session) -> list[CheckProblem]:
     return problems
 
 
-EXTRA_CHECKS: list[Callable[[Session], list[CheckProblem]]] = []
+EXTRA_CHECKS: list[Callable[[Session], list[CheckProblem]]] = [
+    registry_service.check,  # serial blocks tile each batch and agree with credit balances
+]
 
 
 # --- ledger -> trust log ----------------------------------------------------------------------
@@ -74,6 +78,23 @@ def _reencode_transfers(session: Session, refs: Sequence[str]) -> dict[str, dict
 
 TRUST_REENCODERS: dict[str, trust_service.Reencoder] = {
     trust_leaf.LEDGER_TRANSFER: _reencode_transfers,
+    **dict.fromkeys(registry_service.LEAF_KINDS.values(), registry_service.reencode),
 }
 """Leaf kind -> what its records encode to now; `tanhui trust audit` compares these to the leaves.
 Registry events add their kinds here."""
+
+
+# --- activity -> identity's data export --------------------------------------------------------
+
+
+def _activity_export(session: Session, citizen_id: int) -> tuple[str, Any]:
+    from tanhui.activity import service as activity_service
+
+    return "activity_records", activity_service.export_section(session, citizen_id)
+
+
+def _install_activity() -> None:
+    from tanhui.identity import service as identity_service
+
+    if _activity_export not in identity_service.EXPORT_SECTIONS:
+        identity_service.EXPORT_SECTIONS.append(_activity_export)

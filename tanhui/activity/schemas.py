@@ -8,7 +8,8 @@ in OpenAPI and validate the small bodies (reviews, rules).
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import datetime as dt
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -129,7 +130,7 @@ class ReconciliationGroup(BaseModel):
 
 
 class Reconciliation(BaseModel):
-    date: date = Field(description="The day, platform time zone.", examples=["2025-03-01"])
+    date: dt.date = Field(description="The day, platform time zone.", examples=["2025-03-01"])
     timezone: str = Field(description="Platform time zone.", examples=["Asia/Shanghai"])
     groups: list[ReconciliationGroup] = Field(description="Per scenario and status.")
     totals: dict[str, int] = Field(
@@ -202,7 +203,7 @@ class CitizenRecord(BaseModel):
     detail: str | None = Field(description="Reason.", examples=[None])
     started_at: datetime = Field(description="UTC.", examples=["2025-03-01T00:01:00Z"])
     ended_at: datetime = Field(description="UTC.", examples=["2025-03-01T00:31:00Z"])
-    day: date = Field(description="Day, platform time zone.", examples=["2025-03-01"])
+    day: dt.date = Field(description="Day, platform time zone.", examples=["2025-03-01"])
     quantities: dict[str, str] = Field(
         description="As reported.", examples=[{"distance_km": "12.4"}]
     )

@@ -783,7 +783,9 @@ def _locked_review(session: Session, record_id: int) -> ActivityRecord:
     if record is None:
         raise RecordNotFound(f"record {record_id} does not exist", field="record_id")
     if record.status != REVIEW:
-        raise NotInReview(f"record {record_id} is {record.status}", extra={"status": record.status})
+        raise NotInReview(
+            f"record {record_id} is {record.status}", extra={"record_status": record.status}
+        )
     return record
 
 
