@@ -397,6 +397,10 @@ def place_order(
             "the shipping address is at most 500 characters", field="shipping_address"
         )
     now = now or utcnow()
+    # Checked once before taking any lock for a clear answer, and again under the lock for the race.
+    _check_eligibility(session, citizen_id, reward, quantity, now)
+    if reward.stock is not None and reward.stock < quantity:
+        raise OutOfStock("this reward is out of stock", field="reward_id")
     points = reward.price_points * quantity
     account_id = incentives_service.point_account_id(session, citizen_id)
     sink = ledger_service.platform_account(session, ledger_service.POINT, REDEEMED)
