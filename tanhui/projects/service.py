@@ -313,7 +313,7 @@ def transition(
     ):
         raise InvalidTransition(
             f"cannot {action} a {project.status} project",
-            extra={"status": project.status, "action": action},
+            extra={"current_status": project.status, "action": action},
         )
     if action == "reject":
         reason = (reason or "").strip()
@@ -472,7 +472,9 @@ def add_document(
     project = get_project(session, project_id)
     _capacity(actor, project, frozenset({OWNER}), "uploading documents")
     if project.status == "rejected":
-        raise InvalidTransition("the project was rejected", extra={"status": project.status})
+        raise InvalidTransition(
+            "the project was rejected", extra={"current_status": project.status}
+        )
     content_type = (content_type or "").split(";")[0].strip().lower()
     if content_type not in DOCUMENT_TYPES:
         raise InvalidInput(
@@ -722,7 +724,7 @@ def file_report(
     if project.status != "registered":
         raise InvalidTransition(
             f"reports are filed for registered projects; project {project.id} is {project.status}",
-            extra={"status": project.status},
+            extra={"current_status": project.status},
         )
     if period_end < period_start:
         raise InvalidInput("the period ends before it starts", field="period_end")
@@ -751,6 +753,9 @@ def file_report(
     if readings_csv is not None:
         readings = parse_readings(readings_csv, start=period_start, end=period_end)
         inputs[_energy_input(session, project)] = _wh_to_kwh(sum(r.wh for r in readings))
+    # What the project already declares (its capacity) need not be typed again in every report.
+    if "capacity_kw" not in inputs and project.capacity_w is not None:
+        inputs["capacity_kw"] = format(Decimal(project.capacity_w) / 1000, "f")
     calculation = _calculate(session, project, inputs, period_end)
     report = Report(
         project_id=project.id,
@@ -801,7 +806,7 @@ def _report_move(
     ):
         raise InvalidTransition(
             f"cannot {action} a {report.status} report",
-            extra={"status": report.status, "action": action},
+            extra={"current_status": report.status, "action": action},
         )
     return report, project, role
 
@@ -882,9 +887,7 @@ def approve_report(session: Session, actor: Actor, report_id: int) -> Report:
     report.issued_credits = credits
     report.carried_out_mg = carried_out
     if credits:
-        owner_account = registry_service.account_for_organisation(
-            session, project.owner_org_id, account_type="project_owner"
-        )
+        owner_account = registry_service.account_for_organisation(session, project.owner_org_id)
         batch = registry_service.issue(
             session,
             actor,

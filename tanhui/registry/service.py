@@ -132,11 +132,23 @@ def _account(
     ).one()
 
 
-def account_for_organisation(
-    session: Session, organisation_id: int, *, account_type: str = "organisation", label: str = ""
-) -> RegistryAccount:
-    """The organisation's registry account, opened on first use (ledger owner "org")."""
-    return _account(session, "org", str(organisation_id), account_type, label)
+def account_for_organisation(session: Session, organisation_id: int) -> RegistryAccount:
+    """The organisation's registry account, opened on first use (ledger owner "org").
+
+    Its account type (for the public holdings view) is the organisation's kind; 404 if there is no
+    such organisation.
+    """
+    from tanhui.identity import service as identity_service
+
+    found = session.scalars(
+        select(RegistryAccount).where(
+            RegistryAccount.owner_type == "org", RegistryAccount.owner_id == str(organisation_id)
+        )
+    ).one_or_none()
+    if found is not None:
+        return found
+    org = identity_service.get_organisation(session, organisation_id)
+    return _account(session, "org", str(organisation_id), org.kind, org.name)
 
 
 def platform_account(session: Session) -> RegistryAccount:
@@ -271,7 +283,7 @@ def reencode(session: Session, refs: Sequence[str]) -> dict[str, dict[str, Any]]
     out: dict[str, dict[str, Any]] = {}
     for event, batch in session.execute(
         select(Event, Batch).join(Batch, Batch.id == Event.batch_id).where(Event.id.in_(ids))
-    ).tuples():
+    ):
         out[str(event.id)] = event_payload(event, batch)
     return out
 
@@ -828,6 +840,7 @@ def _status_totals(session: Session, batch_ids: Sequence[int]) -> dict[int, dict
 def list_batches(
     session: Session,
     *,
+    batch_id: int | None = None,
     q: str | None = None,
     vintage: int | None = None,
     project_number: int | None = None,
@@ -837,6 +850,8 @@ def list_batches(
 ) -> list[BatchView]:
     """Batches newest first; `q` matches a serial prefix (or any serial inside the batch)."""
     stmt = select(Batch)
+    if batch_id is not None:
+        stmt = stmt.where(Batch.id == batch_id)
     if vintage is not None:
         stmt = stmt.where(Batch.vintage == vintage)
     if project_number is not None:
@@ -884,6 +899,13 @@ def list_batches(
     return out
 
 
+def batch_view(session: Session, batch_id: int) -> BatchView:
+    found = list_batches(session, batch_id=batch_id, limit=1)
+    if not found:
+        raise BatchNotFound(f"batch {batch_id} does not exist", field="batch_id")
+    return found[0]
+
+
 def list_blocks(
     session: Session,
     *,
@@ -913,7 +935,7 @@ def list_blocks(
         stmt = stmt.where(Block.status.in_(LIVE_STATUSES))
     rows = session.execute(
         stmt.order_by(Block.batch_id, Block.serial_start, Block.id).limit(limit).offset(offset)
-    ).tuples()
+    ).all()
     out = []
     for block, batch, account in rows:
         prefix = batch_prefix(batch)
@@ -965,7 +987,7 @@ def holdings(
         stmt = stmt.where(RegistryAccount.id == account_id)
     return [
         HoldingView(a.id, a.account_type, a.label, b.id, batch_prefix(b), int(qty))
-        for a, b, qty in session.execute(stmt).tuples()
+        for a, b, qty in session.execute(stmt)
     ]
 
 
@@ -1015,9 +1037,7 @@ def list_retirements(
                 Event.beneficiary.contains(q.strip(), autoescape=True),
             )
         )
-    rows = list(
-        session.execute(stmt.order_by(Event.id.desc()).limit(limit).offset(offset)).tuples()
-    )
+    rows = list(session.execute(stmt.order_by(Event.id.desc()).limit(limit).offset(offset)))
     leaves = trust_service.leaves_for(
         session, LEAF_KINDS["retirement"], [str(e.id) for e, _, _ in rows]
     )
@@ -1136,12 +1156,12 @@ def check(session: Session) -> list[CheckProblem]:
         (None, "issuance"),
     )
     for batch_id, batch in batches.items():
-        for status, sink in sinks:
-            if status is None:
+        for wanted, sink in sinks:
+            if wanted is None:
                 expected_total = -batch.quantity
             else:
                 expected_total = sum(
-                    v for (b, _, s), v in sums.items() if b == batch_id and s == status
+                    v for (b, _, s), v in sums.items() if b == batch_id and s == wanted
                 )
                 if expected_total == 0:
                     continue  # no sink account was ever needed; do not open one from a check
