@@ -176,6 +176,8 @@ def _register() -> None:
     app.add_typer(ledger_cli.app, name="ledger")
     app.add_typer(methodology_cli.app, name="methodology")
     app.add_typer(identity_cli.staff_app, name="staff")
+    app.add_typer(identity_cli.partner_app, name="partner")
+    app.add_typer(identity_cli.binding_app, name="binding")
     app.add_typer(trust_cli.app, name="trust")
     app.add_typer(incentives_cli.app, name="points")
     app.add_typer(mall_cli.app, name="mall")

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.orm import Session
 
 from tanhui.identity import schemas
 from tanhui.identity import service as identity_service
-from tanhui.identity.auth import bearer_token, current_citizen, current_principal
-from tanhui.identity.principal import Principal
+from tanhui.identity.auth import (
+    bearer_token,
+    current_citizen,
+    current_principal,
+    current_staff,
+    optional_principal,
+    partner_request,
+    require_role,
+)
+from tanhui.identity.models import PartnerApplication
+from tanhui.identity.principal import PartnerPrincipal, Principal
 from tanhui.kit.http import get_session
 
 router = APIRouter(prefix="/v1", tags=["identity"])
@@ -104,6 +113,361 @@ def update_me(
     return schemas.CitizenProfile(
         id=c.id, nickname=c.nickname, district=c.district, created_at=c.created_at
     )
+
+
+# --- the citizen's own data ---------------------------------------------------------------------
+
+
+def _binding_out(b: identity_service.BindingView) -> schemas.BindingOut:
+    return schemas.BindingOut(
+        id=b.id,
+        partner_id=b.partner_id,
+        partner_name=b.partner_name,
+        partner_user_id=b.partner_user_id,
+        scenarios=b.scenarios,
+        status=b.status,
+        bound_at=b.bound_at,
+        revoked_at=b.revoked_at,
+    )
+
+
+@router.get("/me/bindings", response_model=list[schemas.BindingOut], summary="My partner bindings")
+def my_bindings(
+    principal: Principal = Depends(current_citizen), session: Session = Depends(get_session)
+) -> list[schemas.BindingOut]:
+    return [_binding_out(b) for b in identity_service.citizen_bindings(session, principal.id)]
+
+
+@router.delete(
+    "/me/bindings/{binding_id}", response_model=schemas.BindingOut, summary="Revoke a binding"
+)
+def revoke_my_binding(
+    binding_id: int,
+    principal: Principal = Depends(current_citizen),
+    session: Session = Depends(get_session),
+) -> schemas.BindingOut:
+    return _binding_out(identity_service.revoke_binding(session, principal.id, binding_id))
+
+
+@router.patch(
+    "/me/bindings/{binding_id}",
+    response_model=schemas.BindingOut,
+    summary="Change the consented scenarios of a binding",
+)
+def update_my_binding(
+    binding_id: int,
+    body: schemas.BindingScenariosUpdate,
+    principal: Principal = Depends(current_citizen),
+    session: Session = Depends(get_session),
+) -> schemas.BindingOut:
+    view = identity_service.update_binding_scenarios(
+        session, principal.id, binding_id, scenarios=body.scenarios
+    )
+    return _binding_out(view)
+
+
+@router.get(
+    "/me/access-log",
+    response_model=list[schemas.AccessLogEntry],
+    summary="Who read my personal data, when, what and why",
+)
+def my_access_log(
+    limit: int = Query(100, ge=1, le=1000, description="Entries per page, newest first."),
+    before_id: int | None = Query(None, ge=1, description="Entries older than this id."),
+    principal: Principal = Depends(current_citizen),
+    session: Session = Depends(get_session),
+) -> list[schemas.AccessLogEntry]:
+    entries = identity_service.access_log(session, principal.id, limit=limit, before_id=before_id)
+    return [
+        schemas.AccessLogEntry(
+            id=e.id,
+            actor_kind=e.actor_kind,
+            actor_id=e.actor_id,
+            actor_name=e.actor_name,
+            what=e.what,
+            why=e.why,
+            at=e.at,
+        )
+        for e in entries
+    ]
+
+
+@router.get("/me/export", summary="Export all my data (PIPL art. 45)")
+def export_me(
+    principal: Principal = Depends(current_citizen), session: Session = Depends(get_session)
+) -> dict[str, Any]:
+    return identity_service.export_citizen(session, principal.id)
+
+
+@router.delete("/me", status_code=204, summary="Erase my personal data (PIPL art. 47)")
+def erase_me(
+    principal: Principal = Depends(current_citizen), session: Session = Depends(get_session)
+) -> None:
+    identity_service.erase_citizen(session, principal.id)
+
+
+# --- staff reading a citizen --------------------------------------------------------------------
+
+
+@router.get(
+    "/citizens/{citizen_id}",
+    response_model=schemas.CitizenAdminOut,
+    summary="Look up a citizen (logged in the citizen's access log)",
+)
+def read_citizen(
+    citizen_id: int,
+    why: str = Query(
+        ..., min_length=3, max_length=500, description="Reason, shown to the citizen."
+    ),
+    principal: Principal = Depends(require_role("operator_admin", "reviewer")),
+    session: Session = Depends(get_session),
+) -> schemas.CitizenAdminOut:
+    data = identity_service.read_citizen_as_staff(session, principal, citizen_id, why=why)
+    data["bindings"] = [_binding_out(b) for b in data["bindings"]]
+    return schemas.CitizenAdminOut(**data)
+
+
+# --- consent: authorisation-code flow -----------------------------------------------------------
+
+
+@router.get(
+    "/bindings/authorize",
+    response_model=schemas.AuthorizePreview,
+    summary="Check an authorisation request before showing the consent page",
+)
+def authorize_preview(
+    partner_id: int = Query(..., description="Partner id."),
+    scenarios: str = Query(..., description="Comma-separated scenarios.", examples=["metro,bus"]),
+    redirect_uri: str = Query(..., max_length=2000, description="Registered redirect URI."),
+    session: Session = Depends(get_session),
+) -> schemas.AuthorizePreview:
+    partner, wanted = identity_service.authorize_preview(
+        session,
+        partner_id=partner_id,
+        scenarios=scenarios.split(","),
+        redirect_uri=redirect_uri,
+    )
+    return schemas.AuthorizePreview(
+        partner_id=partner.id,
+        partner_name=partner.name,
+        scenarios=wanted,
+        redirect_uri=redirect_uri,
+    )
+
+
+@router.post(
+    "/bindings/authorize",
+    response_model=schemas.AuthorizeOut,
+    summary="The citizen consents: a one-time code and the redirect back to the partner",
+)
+def authorize(
+    body: schemas.AuthorizeRequest,
+    principal: Principal = Depends(current_citizen),
+    session: Session = Depends(get_session),
+) -> schemas.AuthorizeOut:
+    grant = identity_service.authorize(
+        session,
+        principal,
+        partner_id=body.partner_id,
+        partner_user_id=body.partner_user_id,
+        scenarios=body.scenarios,
+        redirect_uri=body.redirect_uri,
+        state=body.state,
+    )
+    return schemas.AuthorizeOut(
+        code=grant.code, redirect_url=grant.redirect_url, expires_in=grant.expires_in
+    )
+
+
+@router.post(
+    "/partner/bindings/token",
+    response_model=schemas.PartnerBindingOut,
+    summary="(Signed) exchange an authorisation code for the binding",
+)
+def exchange_code(
+    body: schemas.TokenExchange,
+    partner: PartnerPrincipal = Depends(partner_request),
+    session: Session = Depends(get_session),
+) -> schemas.PartnerBindingOut:
+    binding = identity_service.exchange_code(
+        session, partner, code=body.code, redirect_uri=body.redirect_uri
+    )
+    return schemas.PartnerBindingOut(
+        binding_id=binding.id,
+        partner_user_id=binding.partner_user_id,
+        scenarios=list(binding.scenarios),
+        bound_at=binding.bound_at,
+    )
+
+
+@router.get("/partner/me", summary="(Signed) the calling partner: check your signing code here")
+def partner_me(partner: PartnerPrincipal = Depends(partner_request)) -> dict[str, Any]:
+    return {
+        "partner_id": partner.partner_id,
+        "organisation_id": partner.organisation_id,
+        "key_id": partner.key_id,
+        "name": partner.name,
+        "scenarios": sorted(partner.scenarios),
+        "approved_until": partner.approved_until.isoformat() if partner.approved_until else None,
+    }
+
+
+# --- partner onboarding -------------------------------------------------------------------------
+
+
+def _application_out(a: PartnerApplication) -> schemas.PartnerApplicationOut:
+    return schemas.PartnerApplicationOut(
+        id=a.id,
+        name=a.name,
+        licence_no=a.licence_no,
+        scenarios=list(a.scenarios),
+        data_collection=a.data_collection,
+        redirect_uris=list(a.redirect_uris),
+        status=a.status,
+        approved_scenarios=list(a.approved_scenarios),
+        valid_until=a.valid_until,
+        review_note=a.review_note,
+        partner_id=a.partner_id,
+        created_at=a.created_at,
+    )
+
+
+@router.post(
+    "/partners/applications",
+    response_model=schemas.PartnerApplicationOut,
+    status_code=201,
+    summary="Apply to become a scenario partner (public, or staff of a partner organisation)",
+)
+def apply(
+    body: schemas.PartnerApplicationIn,
+    principal: Principal | None = Depends(optional_principal),
+    session: Session = Depends(get_session),
+) -> schemas.PartnerApplicationOut:
+    application = identity_service.apply_as_partner(
+        session,
+        principal,
+        name=body.name,
+        licence_no=body.licence_no,
+        scenarios=body.scenarios,
+        data_collection=body.data_collection,
+        redirect_uris=body.redirect_uris,
+        contact=body.contact,
+    )
+    return _application_out(application)
+
+
+@router.get(
+    "/partners/applications",
+    response_model=list[schemas.PartnerApplicationOut],
+    summary="Applications to review",
+)
+def list_applications(
+    status: str | None = Query(None, pattern="^(pending|approved|rejected)$"),
+    _: Principal = Depends(require_role("operator_admin", "reviewer")),
+    session: Session = Depends(get_session),
+) -> list[schemas.PartnerApplicationOut]:
+    return [_application_out(a) for a in identity_service.list_applications(session, status=status)]
+
+
+@router.get(
+    "/partners/applications/{application_id}",
+    response_model=schemas.PartnerApplicationOut,
+    summary="One application",
+)
+def get_application(
+    application_id: int,
+    _: Principal = Depends(require_role("operator_admin", "reviewer")),
+    session: Session = Depends(get_session),
+) -> schemas.PartnerApplicationOut:
+    return _application_out(identity_service.get_application(session, application_id))
+
+
+@router.post(
+    "/partners/applications/{application_id}/approve",
+    summary="Approve named scenarios until a day; a new partner gets its first key (shown once)",
+)
+def approve_application(
+    application_id: int,
+    body: schemas.ApplicationApproval,
+    principal: Principal = Depends(require_role("operator_admin", "reviewer")),
+    session: Session = Depends(get_session),
+) -> dict[str, Any]:
+    application, created = identity_service.approve_application(
+        session,
+        principal,
+        application_id,
+        scenarios=body.scenarios,
+        valid_until=body.valid_until,
+        note=body.note,
+    )
+    return {
+        "application": _application_out(application).model_dump(mode="json"),
+        "credentials": (
+            schemas.PartnerCreatedOut(
+                partner_id=created.partner_id,
+                organisation_id=created.organisation_id,
+                key_id=created.key_id,
+                secret=created.secret,
+            ).model_dump()
+            if created
+            else None
+        ),
+    }
+
+
+@router.post(
+    "/partners/applications/{application_id}/reject",
+    response_model=schemas.PartnerApplicationOut,
+    summary="Reject an application with a reason",
+)
+def reject_application(
+    application_id: int,
+    body: schemas.ApplicationRejection,
+    principal: Principal = Depends(require_role("operator_admin", "reviewer")),
+    session: Session = Depends(get_session),
+) -> schemas.PartnerApplicationOut:
+    application = identity_service.reject_application(
+        session, principal, application_id, note=body.note
+    )
+    return _application_out(application)
+
+
+@router.get("/partners", summary="Partners and their approvals")
+def list_partners(
+    _: Principal = Depends(require_role("operator_admin", "reviewer")),
+    session: Session = Depends(get_session),
+) -> list[dict[str, Any]]:
+    return [identity_service.partner_summary(p) for p in identity_service.list_partners(session)]
+
+
+@router.post(
+    "/partners/{partner_id}/keys",
+    response_model=schemas.KeyOut,
+    status_code=201,
+    summary="Rotate keys: a new key now, the old ones valid for a grace period",
+)
+def rotate_key(
+    partner_id: int,
+    body: schemas.KeyRotate | None = None,
+    principal: Principal = Depends(current_staff),
+    session: Session = Depends(get_session),
+) -> schemas.KeyOut:
+    from datetime import timedelta
+
+    hours = body.grace_hours if body is not None else 24
+    key = identity_service.rotate_key(session, principal, partner_id, grace=timedelta(hours=hours))
+    return schemas.KeyOut(
+        key_id=key.key_id, secret=key.secret, old_keys_valid_until=key.old_keys_valid_until
+    )
+
+
+@router.post("/partners/keys/{key_id}/revoke", status_code=204, summary="Revoke a key at once")
+def revoke_key(
+    key_id: str,
+    principal: Principal = Depends(current_staff),
+    session: Session = Depends(get_session),
+) -> None:
+    identity_service.revoke_key(session, principal, key_id)
 
 
 __all__: list[Any] = ["router"]

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from fastapi import Depends, Request, Response
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from tanhui.identity import service as identity_service
 from tanhui.identity.principal import PartnerPrincipal, Principal
@@ -26,6 +27,7 @@ __all__ = [
     "current_principal",
     "current_staff",
     "optional_principal",
+    "partner_request",
     "require_role",
     "set_session_cookie",
 ]
@@ -104,4 +106,22 @@ def set_session_cookie(response: Response, token: str, *, secure: bool = False) 
         samesite="lax",
         secure=secure,
         max_age=int(identity_service.CITIZEN_TOKEN_TTL.total_seconds()),
+    )
+
+
+async def partner_request(
+    request: Request, session: Session = Depends(get_session)
+) -> PartnerPrincipal:
+    """Verify the partner's signature (tanhui.identity.signing); `await request.body()` still works."""
+    body = await request.body()
+    # The path as the client sent it (percent-encoding included), which is what the partner signed.
+    raw = request.scope.get("raw_path")
+    path = raw.decode("latin-1").split("?", 1)[0] if raw else request.url.path
+    return await run_in_threadpool(
+        identity_service.verify_partner_request,
+        session,
+        method=request.method,
+        path=path,
+        headers=dict(request.headers),
+        body=body,
     )

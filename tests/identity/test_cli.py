@@ -48,3 +48,103 @@ class TestStaffCreate:
         r = runner.invoke(app, ["staff", "create", "carol", "--role", "reviewer"])
         assert r.exit_code == 1
         assert "password" in r.output
+
+
+def _partner(*args: str) -> dict:
+    r = runner.invoke(
+        app, ["partner", "create", "深圳地铁", "--scenarios", "metro,bus", "--json", *args]
+    )
+    assert r.exit_code == 0, r.output
+    return json.loads(r.stdout)
+
+
+class TestPartnerCommands:
+    def test_create_rotate_revoke(self, database_url):
+        created = _partner("--valid-until", "2099-12-31", "--redirect-uri", "https://m.example/cb")
+        assert created["key_id"].startswith("pk_") and len(created["secret"]) >= 40
+        with session_scope() as session:
+            partner = identity_service.get_partner(session, created["partner_id"])
+            assert str(partner.approved_until) == "2099-12-31"
+            assert partner.scenarios == ["bus", "metro"]
+        r = runner.invoke(app, ["partner", "rotate-key", str(created["partner_id"]), "--json"])
+        assert r.exit_code == 0, r.output
+        rotated = json.loads(r.stdout)
+        assert rotated["key_id"] != created["key_id"] and rotated["old_keys_valid_until"]
+        r = runner.invoke(app, ["partner", "revoke-key", created["key_id"]])
+        assert r.exit_code == 0, r.output
+        with session_scope() as session:
+            keys = identity_service.partner_keys(session, created["partner_id"])
+            assert [k.revoked_at is not None for k in keys] == [True, False]
+        r = runner.invoke(app, ["partner", "revoke-key", "pk_nope"])
+        assert r.exit_code == 1 and "unknown_key" in r.output
+        r = runner.invoke(app, ["partner", "list", "--json"])
+        assert json.loads(r.stdout)[0]["name"] == "深圳地铁"
+
+    def test_bad_scenarios(self, database_url):
+        r = runner.invoke(app, ["partner", "create", "X", "--scenarios", "Metro Rides"])
+        assert r.exit_code == 1 and "invalid_scenarios" in r.output
+
+
+class TestBindingImport:
+    def _write(self, tmp_path, lines):
+        path = tmp_path / "bindings.csv"
+        path.write_text("\n".join(["partner_id,partner_user_id,phone,scenarios", *lines]) + "\n")
+        return path
+
+    def test_import_is_idempotent(self, database_url, tmp_path):
+        pid = _partner()["partner_id"]
+        path = self._write(
+            tmp_path,
+            [
+                f"{pid},u-1,13800138000,metro;bus",
+                f"{pid},u-2,+86 139 0000 0001,metro",
+                f"{pid},u-3,13800138000,bus",
+            ],
+        )
+        r = runner.invoke(app, ["binding", "import", str(path), "--json"])
+        assert r.exit_code == 0, r.output
+        assert json.loads(r.stdout) == {
+            "rows": 3,
+            "created": 3,
+            "updated": 0,
+            "unchanged": 0,
+            "citizens_created": 2,
+        }
+        r = runner.invoke(app, ["binding", "import", str(path), "--json"])
+        assert json.loads(r.stdout)["unchanged"] == 3
+        with session_scope() as session:
+            info = identity_service.bindings_for(session, pid, ["u-1", "u-2", "u-3"])
+            assert info["u-1"].citizen_id == info["u-3"].citizen_id != info["u-2"].citizen_id
+            assert info["u-1"].scenarios == {"metro", "bus"}
+
+    def test_bad_lines_import_nothing(self, database_url, tmp_path):
+        pid = _partner()["partner_id"]
+        path = self._write(
+            tmp_path,
+            [
+                f"{pid},u-1,13800138000,metro",
+                f"{pid},u-2,12345,metro",
+                "999,u-3,13800138001,metro",
+                f"{pid},u-4,13800138002,ev",
+                f"{pid},,13800138003,metro",
+            ],
+        )
+        r = runner.invoke(app, ["binding", "import", str(path)])
+        assert r.exit_code == 1
+        assert "line 3: phone" in r.output
+        assert "line 4: partner_id" in r.output
+        assert "line 5: scenarios" in r.output
+        assert "line 6: partner_user_id" in r.output
+        assert "nothing was imported" in r.output
+        with session_scope() as session:
+            assert identity_service.bindings_for(session, pid, ["u-1"]) == {}
+
+    def test_missing_column(self, database_url, tmp_path):
+        path = tmp_path / "b.csv"
+        path.write_text("partner_id,phone\n1,13800138000\n")
+        r = runner.invoke(app, ["binding", "import", str(path)])
+        assert r.exit_code == 1 and "partner_user_id" in r.output
+
+    def test_help_says_all_or_nothing(self):
+        r = runner.invoke(app, ["binding", "import", "--help"])
+        assert "nothing" in r.output.lower()

@@ -1,0 +1,570 @@
+"""Scenario partners (场景方): onboarding, approval periods, keys, and signed-request verification."""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import re
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from tanhui.identity import signing
+from tanhui.identity.models import Nonce, Organisation, Partner, PartnerApplication, PartnerKey
+from tanhui.identity.principal import PartnerPrincipal, Principal
+from tanhui.identity.service.accounts import create_organisation, get_organisation
+from tanhui.kit.db import utcnow
+from tanhui.kit.dialect import insert_ignore
+from tanhui.kit.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
+from tanhui.kit.settings import get_settings
+
+DEFAULT_GRACE = timedelta(hours=24)
+# Kept well past the window in which a timestamp stays acceptable (2 x skew), so a replay can
+# never find its nonce already pruned.
+NONCE_RETENTION = timedelta(seconds=3 * signing.MAX_SKEW_SECONDS)
+_SCENARIO = re.compile(r"^[a-z][a-z0-9_\-]{0,31}$")
+
+
+# --- errors: one code per reason, so a partner's engineer knows what to fix ----------------------
+
+
+class MissingSignatureHeaders(Unauthorized):
+    code = "missing_signature_headers"
+
+
+class MalformedSignatureHeaders(Unauthorized):
+    code = "malformed_signature_headers"
+
+
+class UnknownKey(Unauthorized):
+    code = "unknown_key"
+
+
+class KeyRevoked(Unauthorized):
+    code = "key_revoked"
+
+
+class ClockSkew(Unauthorized):
+    code = "clock_skew"
+
+
+class BadSignature(Unauthorized):
+    code = "bad_signature"
+
+
+class NonceReused(Unauthorized):
+    code = "nonce_reused"
+
+
+class PartnerApprovalLapsed(Forbidden):
+    code = "partner_approval_lapsed"
+
+
+class PartnerSuspended(Forbidden):
+    code = "partner_suspended"
+
+
+class PartnerNotFound(NotFound):
+    code = "partner_not_found"
+
+
+class ApplicationNotFound(NotFound):
+    code = "application_not_found"
+
+
+class ApplicationNotPending(Conflict):
+    code = "application_not_pending"
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerCreated:
+    partner_id: int
+    organisation_id: int
+    key_id: str
+    secret: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewKey:
+    key_id: str
+    secret: str
+    old_keys_valid_until: datetime | None
+
+
+# --- secrets at rest ------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=4)
+def _fernet(platform_secret: bytes) -> Fernet:
+    key = HKDF(
+        algorithm=hashes.SHA256(),
+        length=32,
+        salt=None,
+        info=b"tanhui identity partner-key v1",
+    ).derive(platform_secret)
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
+def _encrypt(secret: str) -> str:
+    return _fernet(get_settings().secret()).encrypt(secret.encode()).decode()
+
+
+def _decrypt(token: str) -> str | None:
+    try:
+        return _fernet(get_settings().secret()).decrypt(token.encode()).decode()
+    except InvalidToken:
+        # The platform secret changed since the key was made: the key is unusable, not a crash.
+        return None
+
+
+# --- partners and keys ----------------------------------------------------------------------------
+
+
+def validate_scenarios(scenarios: Iterable[str], *, field: str = "scenarios") -> list[str]:
+    result = sorted({s.strip() for s in scenarios if s.strip()})
+    if not result:
+        raise InvalidInput("name at least one scenario", code="invalid_scenarios", field=field)
+    for s in result:
+        if not _SCENARIO.match(s):
+            raise InvalidInput(
+                f"scenario {s!r}: lowercase letters, digits, '_' or '-'",
+                code="invalid_scenarios",
+                field=field,
+            )
+    return result
+
+
+def validate_redirect_uris(uris: Iterable[str]) -> list[str]:
+    result = []
+    for uri in uris:
+        # https only, except for local development.
+        if not re.match(
+            r"^(https://[^\s#]+|http://(localhost|127\.0\.0\.1)(:\d+)?(/[^\s#]*)?)$", uri
+        ):
+            raise InvalidInput(
+                f"redirect URI {uri!r} must be https (or http://localhost) without a fragment",
+                code="invalid_redirect_uri",
+                field="redirect_uris",
+            )
+        result.append(uri)
+    return result
+
+
+def _require_admin(actor: Principal | None, *roles: str) -> None:
+    if actor is not None and not actor.has_role(*(roles or ("operator_admin",))):
+        raise Forbidden(
+            f"requires one of the roles: {', '.join(roles or ('operator_admin',))}",
+            code="missing_role",
+        )
+
+
+def _new_key(session: Session, partner_id: int) -> tuple[str, str]:
+    key_id = "pk_" + secrets.token_hex(12)
+    secret = secrets.token_urlsafe(32)
+    session.add(PartnerKey(key_id=key_id, partner_id=partner_id, secret_encrypted=_encrypt(secret)))
+    session.flush()
+    return key_id, secret
+
+
+def create_partner(
+    session: Session,
+    actor: Principal | None,
+    *,
+    name: str,
+    scenarios: list[str],
+    valid_until: date | None = None,
+    redirect_uris: list[str] | None = None,
+    licence_no: str | None = None,
+    organisation_id: int | None = None,
+) -> PartnerCreated:
+    """A partner approved for `scenarios` through `valid_until` (inclusive), with its first key."""
+    _require_admin(actor)
+    approved = validate_scenarios(scenarios)
+    uris = validate_redirect_uris(redirect_uris or [])
+    if organisation_id is None:
+        org = create_organisation(session, None, name=name, kind="partner", licence_no=licence_no)
+    else:
+        org = get_organisation(session, organisation_id)
+        if org.kind != "partner":
+            raise InvalidInput(
+                "the organisation is not of kind partner",
+                code="not_a_partner_organisation",
+                field="organisation_id",
+            )
+        if session.scalar(select(Partner.id).where(Partner.organisation_id == org.id)):
+            raise Conflict("this organisation already is a partner", code="partner_exists")
+    partner = Partner(
+        organisation_id=org.id,
+        name=name.strip() or org.name,
+        scenarios=approved,
+        approved_until=valid_until,
+        redirect_uris=uris,
+    )
+    session.add(partner)
+    session.flush()
+    key_id, secret = _new_key(session, partner.id)
+    return PartnerCreated(partner.id, org.id, key_id, secret)
+
+
+def get_partner(session: Session, partner_id: int) -> Partner:
+    partner = session.get(Partner, partner_id)
+    if partner is None:
+        raise PartnerNotFound(f"partner {partner_id} not found", field="partner_id")
+    return partner
+
+
+def partner_for_organisation(session: Session, organisation_id: int) -> Partner | None:
+    return session.scalar(select(Partner).where(Partner.organisation_id == organisation_id))
+
+
+def list_partners(session: Session) -> list[Partner]:
+    return list(session.scalars(select(Partner).order_by(Partner.id)))
+
+
+def approval_lapsed(partner: Partner, *, at: datetime | None = None) -> bool:
+    if partner.approved_until is None:
+        return False
+    today = (at or utcnow()).astimezone(get_settings().zone).date()
+    return today > partner.approved_until
+
+
+def check_partner_active(partner: Partner, *, at: datetime | None = None) -> None:
+    if partner.status != "active":
+        raise PartnerSuspended(f"partner {partner.id} is suspended")
+    if approval_lapsed(partner, at=at):
+        raise PartnerApprovalLapsed(
+            f"the approval of partner {partner.id} ended on {partner.approved_until}; "
+            "apply for a renewal",
+            extra={"approved_until": str(partner.approved_until)},
+        )
+
+
+def update_partner(
+    session: Session,
+    actor: Principal | None,
+    partner_id: int,
+    *,
+    scenarios: list[str] | None = None,
+    valid_until: date | None = None,
+    redirect_uris: list[str] | None = None,
+    status: str | None = None,
+) -> Partner:
+    _require_admin(actor, "operator_admin", "reviewer")
+    partner = get_partner(session, partner_id)
+    if scenarios is not None:
+        partner.scenarios = validate_scenarios(scenarios)
+    if valid_until is not None:
+        partner.approved_until = valid_until
+    if redirect_uris is not None:
+        partner.redirect_uris = validate_redirect_uris(redirect_uris)
+    if status is not None:
+        if status not in ("active", "suspended"):
+            raise InvalidInput("status: active or suspended", code="invalid_status", field="status")
+        partner.status = status
+    session.flush()
+    return partner
+
+
+def _may_manage_keys(session: Session, actor: Principal | None, partner: Partner) -> None:
+    if actor is None or actor.has_role("operator_admin"):
+        return
+    if actor.kind == "staff" and actor.organisation_id == partner.organisation_id:
+        return
+    raise Forbidden(
+        "only an operator_admin or the partner's own staff may manage its keys", code="missing_role"
+    )
+
+
+def rotate_key(
+    session: Session,
+    actor: Principal | None,
+    partner_id: int,
+    *,
+    grace: timedelta = DEFAULT_GRACE,
+) -> NewKey:
+    """A new key valid at once; the partner's older live keys stay valid for `grace`, then expire."""
+    partner = get_partner(session, partner_id)
+    _may_manage_keys(session, actor, partner)
+    if grace < timedelta(0):
+        raise InvalidInput("grace must not be negative", code="invalid_grace", field="grace_hours")
+    until = utcnow() + grace
+    session.execute(
+        update(PartnerKey)
+        .where(
+            PartnerKey.partner_id == partner.id,
+            PartnerKey.revoked_at.is_(None),
+            (PartnerKey.expires_at.is_(None)) | (PartnerKey.expires_at > until),
+        )
+        .values(expires_at=until)
+        .execution_options(synchronize_session=False)
+    )
+    key_id, secret = _new_key(session, partner.id)
+    return NewKey(key_id, secret, until)
+
+
+def revoke_key(session: Session, actor: Principal | None, key_id: str) -> PartnerKey:
+    key = session.scalar(select(PartnerKey).where(PartnerKey.key_id == key_id))
+    if key is None:
+        raise NotFound(f"unknown key {key_id!r}", code="unknown_key", field="key_id")
+    _may_manage_keys(session, actor, get_partner(session, key.partner_id))
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        session.flush()
+    return key
+
+
+def partner_keys(session: Session, partner_id: int) -> list[PartnerKey]:
+    return list(
+        session.scalars(
+            select(PartnerKey).where(PartnerKey.partner_id == partner_id).order_by(PartnerKey.id)
+        )
+    )
+
+
+# --- request verification -------------------------------------------------------------------------
+
+
+def verify_partner_request(
+    session: Session,
+    *,
+    method: str,
+    path: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    now: datetime | None = None,
+) -> PartnerPrincipal:
+    """Check a signed partner request (see tanhui.identity.signing) and remember its nonce.
+
+    Order matters: the signature is checked before the nonce is stored, so nobody without the secret
+    can burn a partner's nonces; the approval is checked last (403, not 401) because the caller did
+    prove who it is.
+    """
+    lower = {k.lower(): v for k, v in headers.items()}
+    values = {h: lower.get(h.lower(), "").strip() for h in signing.HEADERS}
+    missing = [h for h, v in values.items() if not v]
+    if missing:
+        raise MissingSignatureHeaders(f"missing headers: {', '.join(missing)}", field=missing[0])
+    key_id = values[signing.KEY_HEADER]
+    timestamp_text = values[signing.TIMESTAMP_HEADER]
+    nonce = values[signing.NONCE_HEADER]
+    signature = values[signing.SIGNATURE_HEADER]
+    if not re.fullmatch(r"\d{1,12}", timestamp_text):
+        raise MalformedSignatureHeaders(
+            "X-Tanhui-Timestamp must be Unix seconds", field=signing.TIMESTAMP_HEADER
+        )
+    if not signing.NONCE_MIN <= len(nonce) <= signing.NONCE_MAX or not nonce.isprintable():
+        raise MalformedSignatureHeaders(
+            f"X-Tanhui-Nonce must have {signing.NONCE_MIN}-{signing.NONCE_MAX} characters",
+            field=signing.NONCE_HEADER,
+        )
+    if len(key_id) > 64:
+        raise UnknownKey("unknown key", field=signing.KEY_HEADER)
+
+    now = now or utcnow()
+    key = session.scalar(select(PartnerKey).where(PartnerKey.key_id == key_id))
+    if key is None:
+        raise UnknownKey(f"unknown key {key_id!r}", field=signing.KEY_HEADER)
+    if key.revoked_at is not None:
+        raise KeyRevoked(f"key {key_id} was revoked", field=signing.KEY_HEADER)
+    if key.expires_at is not None and key.expires_at <= now:
+        raise KeyRevoked(
+            f"key {key_id} expired at {key.expires_at.isoformat()} after a rotation",
+            field=signing.KEY_HEADER,
+        )
+    skew = abs(int(now.timestamp()) - int(timestamp_text))
+    if skew > signing.MAX_SKEW_SECONDS:
+        raise ClockSkew(
+            f"timestamp is {skew} s from the server clock (max {signing.MAX_SKEW_SECONDS} s)",
+            field=signing.TIMESTAMP_HEADER,
+            extra={"server_time": int(now.timestamp())},
+        )
+    secret = _decrypt(key.secret_encrypted)
+    expected = signing.sign(secret, method, path, timestamp_text, nonce, body) if secret else ""
+    if not secret or not hmac.compare_digest(expected, signature.lower()):
+        raise BadSignature(
+            "signature does not match METHOD\\nPATH\\nTIMESTAMP\\nNONCE\\nhex(sha256(body))",
+            field=signing.SIGNATURE_HEADER,
+        )
+    # RETURNING rather than rowcount: psycopg reports -1 for INSERT ... ON CONFLICT DO NOTHING.
+    stored = session.execute(
+        insert_ignore(session, Nonce.__table__, ["key_id", "nonce"])  # type: ignore[arg-type]
+        .values(key_id=key_id, nonce=nonce, created_at=now)
+        .returning(Nonce.__table__.c.id)
+    ).scalar_one_or_none()
+    if stored is None:
+        raise NonceReused("this nonce was already used with this key", field=signing.NONCE_HEADER)
+    # Amortised pruning: one request in 256 deletes the expired nonces, so nothing needs scheduling.
+    if secrets.randbelow(256) == 0:
+        prune_nonces(session, now=now)
+    partner = get_partner(session, key.partner_id)
+    check_partner_active(partner, at=now)
+    return PartnerPrincipal(
+        partner_id=partner.id,
+        organisation_id=partner.organisation_id,
+        key_id=key_id,
+        name=partner.name,
+        scenarios=frozenset(partner.scenarios),
+        approved_until=partner.approved_until,
+    )
+
+
+def prune_nonces(session: Session, *, now: datetime | None = None) -> int:
+    """Delete nonces too old to matter (their timestamps can no longer pass the skew check)."""
+    cutoff = (now or utcnow()) - NONCE_RETENTION
+    result = session.execute(
+        delete(Nonce).where(Nonce.created_at < cutoff).execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+# --- onboarding applications ----------------------------------------------------------------------
+
+
+def apply_as_partner(
+    session: Session,
+    actor: Principal | None,
+    *,
+    name: str,
+    licence_no: str,
+    scenarios: list[str],
+    data_collection: str,
+    redirect_uris: list[str] | None = None,
+    contact: str | None = None,
+) -> PartnerApplication:
+    """An organisation applies (public, or staff of an existing partner organisation: a renewal)."""
+    organisation_id = None
+    staff_id = None
+    if actor is not None and actor.kind == "staff" and actor.organisation_id is not None:
+        org = session.get(Organisation, actor.organisation_id)
+        if org is not None and org.kind == "partner":
+            organisation_id, staff_id = org.id, actor.id
+    application = PartnerApplication(
+        name=name.strip(),
+        licence_no=licence_no.strip(),
+        scenarios=validate_scenarios(scenarios),
+        data_collection=data_collection.strip(),
+        redirect_uris=validate_redirect_uris(redirect_uris or []),
+        contact=contact,
+        organisation_id=organisation_id,
+        applied_by_staff_id=staff_id,
+    )
+    if not application.name or not application.licence_no or not application.data_collection:
+        raise InvalidInput(
+            "name, licence_no and data_collection are required", code="incomplete_application"
+        )
+    session.add(application)
+    session.flush()
+    return application
+
+
+def get_application(session: Session, application_id: int) -> PartnerApplication:
+    application = session.get(PartnerApplication, application_id)
+    if application is None:
+        raise ApplicationNotFound(f"application {application_id} not found", field="id")
+    return application
+
+
+def list_applications(session: Session, *, status: str | None = None) -> list[PartnerApplication]:
+    stmt = select(PartnerApplication)
+    if status:
+        stmt = stmt.where(PartnerApplication.status == status)
+    return list(session.scalars(stmt.order_by(PartnerApplication.id.desc())))
+
+
+def _pending(session: Session, application_id: int) -> PartnerApplication:
+    application = get_application(session, application_id)
+    if application.status != "pending":
+        raise ApplicationNotPending(f"application {application_id} is {application.status}")
+    return application
+
+
+def approve_application(
+    session: Session,
+    actor: Principal | None,
+    application_id: int,
+    *,
+    scenarios: list[str],
+    valid_until: date,
+    note: str | None = None,
+) -> tuple[PartnerApplication, PartnerCreated | None]:
+    """Approve named scenarios until a day. A first approval creates the partner and its first key
+    (returned once); a renewal of an existing partner updates its scenarios and period only."""
+    _require_admin(actor, "operator_admin", "reviewer")
+    application = _pending(session, application_id)
+    approved = validate_scenarios(scenarios)
+    extra = set(approved) - set(application.scenarios)
+    if extra:
+        raise InvalidInput(
+            f"not applied for: {', '.join(sorted(extra))}",
+            code="scenario_not_applied",
+            field="scenarios",
+        )
+    if valid_until < utcnow().astimezone(get_settings().zone).date():
+        raise InvalidInput("valid_until is in the past", code="invalid_date", field="valid_until")
+    created = None
+    partner = (
+        partner_for_organisation(session, application.organisation_id)
+        if application.organisation_id
+        else None
+    )
+    if partner is None:
+        created = create_partner(
+            session,
+            None,
+            name=application.name,
+            scenarios=approved,
+            valid_until=valid_until,
+            redirect_uris=application.redirect_uris,
+            licence_no=application.licence_no,
+            organisation_id=application.organisation_id,
+        )
+        partner = get_partner(session, created.partner_id)
+    else:
+        partner.scenarios = approved
+        partner.approved_until = valid_until
+        if application.redirect_uris:
+            partner.redirect_uris = application.redirect_uris
+    application.status = "approved"
+    application.approved_scenarios = approved
+    application.valid_until = valid_until
+    application.review_note = note
+    application.reviewed_by_staff_id = actor.id if actor and actor.kind == "staff" else None
+    application.reviewed_at = utcnow()
+    application.partner_id = partner.id
+    application.organisation_id = partner.organisation_id
+    session.flush()
+    return application, created
+
+
+def reject_application(
+    session: Session, actor: Principal | None, application_id: int, *, note: str
+) -> PartnerApplication:
+    _require_admin(actor, "operator_admin", "reviewer")
+    application = _pending(session, application_id)
+    application.status = "rejected"
+    application.review_note = note
+    application.reviewed_by_staff_id = actor.id if actor and actor.kind == "staff" else None
+    application.reviewed_at = utcnow()
+    session.flush()
+    return application
+
+
+def partner_summary(partner: Partner) -> dict[str, Any]:
+    return {
+        "partner_id": partner.id,
+        "organisation_id": partner.organisation_id,
+        "name": partner.name,
+        "scenarios": list(partner.scenarios),
+        "approved_until": partner.approved_until.isoformat() if partner.approved_until else None,
+        "redirect_uris": list(partner.redirect_uris),
+        "status": partner.status,
+    }

@@ -1,0 +1,137 @@
+"""Partner onboarding: application, review, time-limited approval, renewal."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from tanhui.identity import service as identity_service
+from tanhui.identity import signing
+from tests.fixtures import identity as f
+
+APPLICATION = {
+    "name": "深圳巴士集团",
+    "licence_no": "91440300192241158P",
+    "scenarios": ["bus", "ferry"],
+    "data_collection": "IC card and QR validator records, pushed daily",
+    "redirect_uris": ["https://bus.example/cb"],
+    "contact": "张工",
+}
+
+
+def _apply(client, **headers):
+    r = client.post("/v1/partners/applications", json=APPLICATION, headers=headers)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+class TestApplications:
+    def test_apply_approve_and_sign(self, session, client):
+        application = _apply(client)
+        assert application["status"] == "pending"
+        reviewer = f.staff(session, "reviewer")
+        listed = client.get(
+            "/v1/partners/applications?status=pending", headers=f.auth(reviewer.token)
+        )
+        assert application["id"] in [a["id"] for a in listed.json()]
+        until = date.today() + timedelta(days=365)
+        r = client.post(
+            f"/v1/partners/applications/{application['id']}/approve",
+            json={"scenarios": ["bus"], "valid_until": until.isoformat()},
+            headers=f.auth(reviewer.token),
+        )
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["application"]["status"] == "approved"
+        creds = body["credentials"]
+        headers = signing.signed_headers(creds["key_id"], creds["secret"], "GET", "/v1/partner/me")
+        me = client.get("/v1/partner/me", headers=headers)
+        assert me.status_code == 200
+        assert me.json()["scenarios"] == ["bus"]
+        assert me.json()["approved_until"] == until.isoformat()
+        # Approving twice is a conflict.
+        again = client.post(
+            f"/v1/partners/applications/{application['id']}/approve",
+            json={"scenarios": ["bus"], "valid_until": until.isoformat()},
+            headers=f.auth(reviewer.token),
+        )
+        assert (again.status_code, again.json()["code"]) == (409, "application_not_pending")
+
+    def test_cannot_approve_unrequested_scenario(self, session, client):
+        application = _apply(client)
+        admin = f.staff(session, "operator_admin")
+        r = client.post(
+            f"/v1/partners/applications/{application['id']}/approve",
+            json={"scenarios": ["metro"], "valid_until": "2099-12-31"},
+            headers=f.auth(admin.token),
+        )
+        assert (r.status_code, r.json()["code"]) == (422, "scenario_not_applied")
+
+    def test_reject(self, session, client):
+        application = _apply(client)
+        admin = f.staff(session, "operator_admin")
+        r = client.post(
+            f"/v1/partners/applications/{application['id']}/reject",
+            json={"note": "licence does not match the name"},
+            headers=f.auth(admin.token),
+        )
+        assert r.status_code == 200 and r.json()["status"] == "rejected"
+
+    def test_only_reviewers(self, session, client):
+        application = _apply(client)
+        merchant = f.staff(session, "merchant")
+        r = client.post(
+            f"/v1/partners/applications/{application['id']}/approve",
+            json={"scenarios": ["bus"], "valid_until": "2099-12-31"},
+            headers=f.auth(merchant.token),
+        )
+        assert (r.status_code, r.json()["code"]) == (403, "missing_role")
+        r = client.post(
+            f"/v1/partners/applications/{application['id']}/approve",
+            json={"scenarios": ["bus"], "valid_until": "2099-12-31"},
+        )
+        assert r.status_code == 401
+
+    def test_renewal_by_partner_staff(self, session, client):
+        created = f.partner(
+            session, scenarios=("bus",), valid_until=date.today() - timedelta(days=1)
+        )
+        headers = signing.signed_headers(created.key_id, created.secret, "GET", "/v1/partner/me")
+        assert client.get("/v1/partner/me", headers=headers).json()["code"] == (
+            "partner_approval_lapsed"
+        )
+        partner_staff = f.staff(session, "merchant", organisation_id=created.organisation_id)
+        application = _apply(client, Authorization=f"Bearer {partner_staff.token}")
+        admin = f.staff(session, "operator_admin")
+        r = client.post(
+            f"/v1/partners/applications/{application['id']}/approve",
+            json={"scenarios": ["bus", "ferry"], "valid_until": "2099-12-31"},
+            headers=f.auth(admin.token),
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["credentials"] is None  # a renewal keeps the existing keys
+        assert r.json()["application"]["partner_id"] == created.partner_id
+        headers = signing.signed_headers(created.key_id, created.secret, "GET", "/v1/partner/me")
+        assert client.get("/v1/partner/me", headers=headers).json()["scenarios"] == ["bus", "ferry"]
+
+    def test_bad_application(self, client):
+        r = client.post(
+            "/v1/partners/applications", json=APPLICATION | {"scenarios": ["Bus Rides"]}
+        )
+        assert (r.status_code, r.json()["code"]) == (422, "invalid_scenarios")
+        r = client.post(
+            "/v1/partners/applications", json=APPLICATION | {"redirect_uris": ["http://x.example"]}
+        )
+        assert r.json()["code"] == "invalid_redirect_uri"
+
+
+class TestLapse:
+    def test_lapse_is_inclusive_of_last_day(self, session):
+        created = f.partner(session, valid_until=date(2030, 1, 1))
+        partner = identity_service.get_partner(session, created.partner_id)
+        from datetime import UTC, datetime
+
+        # 2030-01-01 23:00 Shanghai = 15:00 UTC: still approved; the next Shanghai day: lapsed.
+        assert not identity_service.approval_lapsed(
+            partner, at=datetime(2030, 1, 1, 15, tzinfo=UTC)
+        )
+        assert identity_service.approval_lapsed(partner, at=datetime(2030, 1, 1, 16, tzinfo=UTC))
