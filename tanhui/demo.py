@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from tanhui.kit.db import session_scope
 from tanhui.kit.errors import Conflict
 from tanhui.ledger import demo as ledger_demo
+from tanhui.mall import demo as mall_demo
 from tanhui.ledger.models import Account
 
 
@@ -29,6 +30,7 @@ class DemoContext:
 # Order matters: a part may only use what the parts before it created.
 SEEDERS: list[tuple[str, Callable[[Session, DemoContext], None]]] = [
     ("ledger", ledger_demo.seed),
+    ("mall", mall_demo.seed),  # after identity and activity: uses ctx.data["citizens"]
 ]
 
 

@@ -27,6 +27,7 @@ def install() -> None:
     _installed = True
     ledger_service.add_journal_listener(log_transfers)
     _install_activity()
+    _install_mall()
 
 
 def extra_checks(session: Session) -> list[CheckProblem]:
@@ -98,3 +99,27 @@ def _install_activity() -> None:
 
     if _activity_export not in identity_service.EXPORT_SECTIONS:
         identity_service.EXPORT_SECTIONS.append(_activity_export)
+
+
+# --- mall -> identity's data export and erasure ------------------------------------------------
+
+
+def _mall_export(session: Session, citizen_id: int) -> tuple[str, Any]:
+    from tanhui.mall import service as mall_service
+
+    return "mall_orders", mall_service.citizen_export(session, citizen_id)
+
+
+def _mall_erase(session: Session, citizen_id: int) -> None:
+    from tanhui.mall import service as mall_service
+
+    mall_service.erase_citizen(session, citizen_id)
+
+
+def _install_mall() -> None:
+    from tanhui.identity import service as identity_service
+
+    if _mall_export not in identity_service.EXPORT_SECTIONS:
+        identity_service.EXPORT_SECTIONS.append(_mall_export)
+    if _mall_erase not in identity_service.ERASE_HOOKS:
+        identity_service.ERASE_HOOKS.append(_mall_erase)

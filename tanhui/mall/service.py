@@ -1002,3 +1002,13 @@ def insert_codes_raw(session: Session, reward_id: int, codes: Sequence[str]) -> 
             for c in codes
         ],
     )
+
+
+def erase_citizen(session: Session, citizen_id: int) -> None:
+    """PIPL erasure: drop the shipping addresses (orders and their points history stay)."""
+    session.execute(
+        update(Order)
+        .where(Order.citizen_id == citizen_id, Order.shipping_encrypted.is_not(None))
+        .values(shipping_encrypted=None)
+        .execution_options(synchronize_session=False)
+    )
