@@ -189,7 +189,14 @@ def test_concurrent_transfers_of_one_block_never_double_spend(database_url: str)
         barrier = threading.Barrier(2)
         outcomes: list[str] = []
 
-        def move(target: int, key: str) -> None:
+        def move(
+            target: int,
+            key: str,
+            barrier: threading.Barrier = barrier,
+            qty: int = qty,
+            block_id: int = block_id,
+            outcomes: list[str] = outcomes,
+        ) -> None:
             barrier.wait()
             try:
                 with session_scope() as s:
