@@ -11,6 +11,7 @@ from rich.progress import Progress
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from tanhui.identity import demo as identity_demo
 from tanhui.kit.db import session_scope
 from tanhui.kit.errors import Conflict
 from tanhui.ledger import demo as ledger_demo
@@ -30,6 +31,7 @@ class DemoContext:
 # Order matters: a part may only use what the parts before it created.
 SEEDERS: list[tuple[str, Callable[[Session, DemoContext], None]]] = [
     ("ledger", ledger_demo.seed),
+    ("identity", identity_demo.seed),
     ("mall", mall_demo.seed),  # after identity and activity: uses ctx.data["citizens"]
 ]
 
