@@ -171,6 +171,8 @@ def _register() -> None:
     from tanhui.ledger import cli as ledger_cli
     from tanhui.mall import cli as mall_cli
     from tanhui.methodology import cli as methodology_cli
+    from tanhui.projects import cli as projects_cli
+    from tanhui.registry import cli as registry_cli
     from tanhui.trust import cli as trust_cli
 
     app.add_typer(ledger_cli.app, name="ledger")
@@ -181,6 +183,8 @@ def _register() -> None:
     app.add_typer(trust_cli.app, name="trust")
     app.add_typer(incentives_cli.app, name="points")
     app.add_typer(mall_cli.app, name="mall")
+    app.add_typer(projects_cli.app, name="projects")
+    app.add_typer(registry_cli.app, name="registry")
 
 
 _register()
