@@ -8,6 +8,8 @@ import json
 import time
 from datetime import date, timedelta
 
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import func, select, update
 
 from tanhui.identity import service as identity_service
@@ -192,3 +194,20 @@ class TestPartnerRequest:
         assert session.scalar(count) == 1
         identity_service.prune_nonces(session, now=utcnow() + timedelta(hours=1))
         assert session.scalar(count) == 0
+
+
+class TestSignProperties:
+    @given(
+        body=st.binary(max_size=256),
+        flip=st.integers(min_value=0, max_value=255),
+        nonce=st.text(alphabet="abcdef0123456789", min_size=16, max_size=64),
+    )
+    def test_any_change_to_the_body_breaks_the_signature(self, body, flip, nonce):
+        signature = signing.sign("k", "POST", "/v1/x", 1700000000, nonce, body)
+        assert len(signature) == 64 and signature == signature.lower()
+        assert signing.sign("k", "POST", "/v1/x", 1700000000, nonce, body) == signature
+        if body:
+            i = flip % len(body)
+            tampered = body[:i] + bytes([body[i] ^ 0x01]) + body[i + 1 :]
+            assert signing.sign("k", "POST", "/v1/x", 1700000000, nonce, tampered) != signature
+        assert signing.sign("k", "POST", "/v1/x", 1700000001, nonce, body) != signature
