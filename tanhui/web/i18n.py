@@ -71,7 +71,7 @@ def ngettext(singular: str, plural: str, n: int, **variables: Any) -> str:
     return text % variables
 
 
-def translator(lang: str) -> Callable[[str], str]:
+def translator(lang: str) -> Callable[..., str]:
     """A gettext bound to one language, for text built outside a template (flash messages)."""
     catalog = translations(lang)
 

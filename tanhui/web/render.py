@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import ChainableUndefined, Environment, FileSystemLoader, select_autoescape
 
 from tanhui import __version__
 from tanhui.web import charts, formatting, i18n, security
@@ -24,7 +24,8 @@ env = Environment(
     loader=FileSystemLoader(TEMPLATES),
     autoescape=select_autoescape(["html", "svg"]),
     extensions=["jinja2.ext.i18n"],
-    undefined=StrictUndefined,  # a missing variable is a bug in the view, not an empty cell
+    # Service results are dicts whose optional keys may be absent: an absent key renders as empty.
+    undefined=ChainableUndefined,
     trim_blocks=True,
     lstrip_blocks=True,
 )

@@ -8,9 +8,16 @@ from fastapi.staticfiles import StaticFiles
 
 from tanhui.web import render, security
 from tanhui.web.auth import LoginRequired
-from tanhui.web.views import citizen, common, console, docs, public
+from tanhui.web.views import account, citizen, common, console, docs, mall, public
 
-routers: list[APIRouter] = [public.router, docs.router, citizen.router, console.router]
+routers: list[APIRouter] = [
+    public.router,
+    docs.router,
+    citizen.router,
+    mall.router,
+    account.router,
+    console.router,
+]
 
 
 def mount(app: FastAPI) -> None:

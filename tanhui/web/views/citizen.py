@@ -3,6 +3,9 @@ the partner authorisation page, mall and orders, data export and account deletio
 
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import Any
+
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
@@ -11,13 +14,17 @@ from tanhui.identity import service as identity_service
 from tanhui.identity.auth import SESSION_COOKIE, set_session_cookie
 from tanhui.identity.principal import Principal
 from tanhui.identity.service import accounts as identity_accounts
-from tanhui.kit.errors import TanhuiError
+from tanhui.kit.db import utcnow
+from tanhui.kit.errors import NotFound, TanhuiError
 from tanhui.kit.http import get_session
-from tanhui.web import render
+from tanhui.kit.settings import get_settings
+from tanhui.web import charts, equivalents, formatting, i18n, render, services
 from tanhui.web.auth import citizen_page, safe_next, web_principal
-from tanhui.web.views.common import error_map, flash, form_data
+from tanhui.web.views.common import error_map, error_page, flash, form_data, to_int
 
 router = APIRouter(include_in_schema=False)
+
+PAGE = 20
 
 
 def _dev_sender() -> bool:
@@ -101,6 +108,87 @@ async def logout(request: Request, session: Session = Depends(get_session)) -> R
     return response
 
 
+def _this_and_last_month(monthly: list[dict[str, Any]]) -> tuple[int, int]:
+    today = utcnow().astimezone(get_settings().zone).date()
+    this_key = f"{today.year:04d}-{today.month:02d}"
+    last = today.replace(day=1) - timedelta(days=1)
+    last_key = f"{last.year:04d}-{last.month:02d}"
+    by_month = {m["month"]: int(m["reduction_mg"]) for m in monthly}
+    return by_month.get(this_key, 0), by_month.get(last_key, 0)
+
+
 @router.get("/me", response_class=HTMLResponse)
-def home(request: Request, principal: Principal = Depends(citizen_page)) -> HTMLResponse:
-    return render.render(request, "citizen/home.html", {"summary": None}, principal=principal)
+def home(
+    request: Request,
+    session: Session = Depends(get_session),
+    principal: Principal = Depends(citizen_page),
+) -> HTMLResponse:
+    summary_fn = services.function("activity", "citizen_summary")
+    context: dict[str, Any] = {"summary": None, "flash": flash(request)}
+    if summary_fn is not None:
+        summary = summary_fn(session, principal.id)
+        this_month, last_month = _this_and_last_month(summary["monthly"])
+        tree = equivalents.TREE_YEAR
+        daily = summary["daily"]
+        context.update(
+            summary=summary,
+            this_month=this_month,
+            last_month=last_month,
+            change=formatting.change(this_month, last_month),
+            tree=tree,
+            trees=tree.units(summary["total_mg"]),
+            chart=charts.bar(
+                i18n.translator(render.lang_of(request))("Last 30 days"),
+                [d["date"][5:] for d in daily],
+                [int(d["reduction_mg"]) for d in daily],
+                lambda mg: formatting.mass(mg, render.lang_of(request)),
+            ),
+        )
+    return render.render(request, "citizen/home.html", context, principal=principal)
+
+
+@router.get("/me/records", response_class=HTMLResponse)
+def records(
+    request: Request,
+    session: Session = Depends(get_session),
+    principal: Principal = Depends(citizen_page),
+) -> HTMLResponse:
+    list_fn = services.function("activity", "citizen_records")
+    before = to_int(request.query_params.get("before"))
+    rows: list[dict[str, Any]] | None = None
+    more = False
+    if list_fn is not None:
+        fetched: list[dict[str, Any]] = list_fn(
+            session, principal.id, limit=PAGE + 1, before_id=before
+        )
+        more = len(fetched) > PAGE
+        rows = fetched[:PAGE]
+    return render.render(
+        request,
+        "citizen/records.html",
+        {"records": rows, "more": more, "next_before": rows[-1]["id"] if rows else None},
+        principal=principal,
+    )
+
+
+@router.get("/me/records/{record_id}", response_class=HTMLResponse)
+def record(
+    request: Request,
+    record_id: str,
+    session: Session = Depends(get_session),
+    principal: Principal = Depends(citizen_page),
+) -> HTMLResponse:
+    detail_fn = services.function("activity", "record_detail")
+    rid = to_int(record_id)
+    if detail_fn is None or rid is None:
+        return error_page(
+            request,
+            NotFound("this record does not exist", field="record_id"),
+            principal,
+            back="/me/records",
+        )
+    try:
+        detail = detail_fn(session, principal.id, rid)
+    except TanhuiError as exc:
+        return error_page(request, exc, principal, back="/me/records")
+    return render.render(request, "citizen/record.html", {"r": detail}, principal=principal)

@@ -67,7 +67,11 @@ def error_page(
 
 
 def to_int(value: str | None) -> int | None:
+    """A form or path integer, or None if it is not one a database column can hold (64-bit)."""
     try:
-        return int(value) if value is not None and value.strip() else None
+        number = int(value) if value is not None and value.strip() else None
     except ValueError:
         return None
+    if number is None or not -(2**63) <= number < 2**63:
+        return None
+    return number

@@ -1,22 +1,46 @@
-"""Operator console (desk first): staff login, dashboard, partners, methodologies and factors, review
-queue, mall management, ledger check, projects."""
+"""Operator console (desk first): staff login, dashboard with charts, review queue, methodologies
+and emission factors (upload with errors by line and field, publish), partners and keys, mall
+management, ledger check. Every page calls the owning part's service, never its tables."""
 
 from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
+from tanhui import wiring
+from tanhui.activity import service as activity_service
 from tanhui.identity import service as identity_service
 from tanhui.identity.auth import set_session_cookie
 from tanhui.identity.principal import Principal
-from tanhui.kit.errors import TanhuiError
+from tanhui.incentives import service as incentives_service
+from tanhui.kit.db import utcnow
+from tanhui.kit.errors import Forbidden, InvalidInput, TanhuiError
 from tanhui.kit.http import get_session
-from tanhui.web import render
+from tanhui.kit.settings import get_settings
+from tanhui.ledger import service as ledger_service
+from tanhui.mall import service as mall_service
+from tanhui.methodology import service as methodology_service
+from tanhui.methodology.errors import MethodologyInvalid
+from tanhui.web import charts, formatting, i18n, render, security, services
 from tanhui.web.auth import safe_next, staff_page, web_principal
-from tanhui.web.views.common import error_map, flash, form_data
+from tanhui.web.views.common import error_map, error_page, flash, form_data, to_int
 
 router = APIRouter(prefix="/console", include_in_schema=False)
+
+REVIEWERS = ("reviewer", "operator_admin")
+OPERATORS = ("operator_admin",)
+DASHBOARD_DAYS = 14
+
+
+def _require(principal: Principal, *roles: str) -> None:
+    if not principal.has_role(*roles):
+        raise Forbidden(
+            f"requires one of the roles: {', '.join(roles)}", code="missing_role", field=None
+        )
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -51,6 +75,484 @@ async def login_submit(request: Request, session: Session = Depends(get_session)
     return response
 
 
+# --- dashboard ----------------------------------------------------------------------------------
+
+
+def _local_days(n: int) -> list[date]:
+    today = utcnow().astimezone(get_settings().zone).date()
+    return [today - timedelta(days=k) for k in range(n - 1, -1, -1)]
+
+
+def _day_start(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=get_settings().zone)
+
+
+def _total_reduction_mg(session: Session) -> int:
+    """Net CO2e credited to citizens: what the platform's CO2E_MG system accounts issued."""
+    return -sum(
+        b.balance
+        for b in ledger_service.balances(
+            session, owner_type=ledger_service.PLATFORM, owner_id=ledger_service.PLATFORM
+        )
+        if b.asset == ledger_service.CO2E_MG
+    )
+
+
+def dashboard_figures(session: Session, lang: str) -> dict[str, Any]:
+    _ = i18n.translator(lang)
+    days = _local_days(DASHBOARD_DAYS)
+    starts = [_day_start(d) for d in days] + [_day_start(days[-1] + timedelta(days=1))]
+    # flows(since) is cumulative: the day's issue is the difference of two cumulative figures.
+    issued_since = [incentives_service.flows(session, since=s)["issued"] for s in starts[:-1]]
+    issued_since.append(0)
+    issued = [issued_since[i] - issued_since[i + 1] for i in range(len(days))]
+    spent = [
+        mall_service.spent_points(session, start=starts[i], end=starts[i + 1])
+        for i in range(len(days))
+    ]
+    labels = [d.isoformat()[5:] for d in days]
+    figures: dict[str, Any] = {
+        "total_mg": _total_reduction_mg(session),
+        "points": mall_service.points_report(session),
+        "points_chart": charts.line(
+            _("Points issued and redeemed per day"),
+            labels,
+            {_("Issued"): issued, _("Redeemed"): spent},
+            lambda v: formatting.integer(v, lang),
+        ),
+        "platform": None,
+        "credits": None,
+        "projects": None,
+    }
+    platform_fn = services.function("activity", "platform_summary")
+    if platform_fn is not None:
+        summary = platform_fn(session)
+        figures["platform"] = summary
+        by_day = summary.get("daily") or []
+        scenarios = sorted({s for d in by_day for s in (d.get("by_scenario") or {})})
+        if by_day:
+            figures["reduction_chart"] = charts.stacked(
+                _("Reductions by day and scenario"),
+                [str(d["date"])[5:] for d in by_day],
+                {
+                    s: [int((d.get("by_scenario") or {}).get(s, 0)) for d in by_day]
+                    for s in scenarios
+                },
+                lambda mg: formatting.mass(mg, lang),
+            )
+    totals_fn = services.function("registry", "totals")
+    if totals_fn is not None:
+        figures["credits"] = dict(totals_fn(session))
+    counts_fn = services.function("projects", "counts_by_status")
+    if counts_fn is not None:
+        figures["projects"] = counts_fn(session)
+    return figures
+
+
 @router.get("", response_class=HTMLResponse)
-def dashboard(request: Request, principal: Principal = Depends(staff_page)) -> HTMLResponse:
-    return render.render(request, "console/dashboard.html", {}, principal=principal)
+def dashboard(
+    request: Request,
+    session: Session = Depends(get_session),
+    principal: Principal = Depends(staff_page),
+) -> HTMLResponse:
+    return render.render(
+        request,
+        "console/dashboard.html",
+        {"f": dashboard_figures(session, render.lang_of(request)), "flash": flash(request)},
+        principal=principal,
+    )
+
+
+# --- review queue -------------------------------------------------------------------------------
+
+
+def _review_page(
+    request: Request,
+    session: Session,
+    principal: Principal,
+    *,
+    errors: dict[int, dict[str, str]] | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    queue = activity_service.review_queue(session, principal, limit=50)
+    return render.render(
+        request,
+        "console/review.html",
+        {"queue": queue, "row_errors": errors or {}, "flash": flash(request)},
+        principal=principal,
+        status_code=status_code,
+    )
+
+
+@router.get("/review", response_class=HTMLResponse)
+def review(
+    request: Request,
+    session: Session = Depends(get_session),
+    principal: Principal = Depends(staff_page),
+) -> HTMLResponse:
+    try:
+        _require(principal, *REVIEWERS)
+    except TanhuiError as exc:
+        return error_page(request, exc, principal, back="/console")
+    return _review_page(request, session, principal)
+
+
+@router.post("/review/{record_id}", response_class=HTMLResponse)
+async def review_decide(
+    request: Request,
+    record_id: str,
+    session: Session = Depends(get_session),
+    principal: Principal = Depends(staff_page),
+) -> Response:
+    data = await form_data(request)
+    rid = to_int(record_id)
+    decision = data.get("decision")
+    try:
+        _require(principal, *REVIEWERS)
+        if rid is None:
+            raise InvalidInput("no such record", field="record_id")
+        if decision == "approve":
+            activity_service.approve(session, principal, rid)
+        elif decision == "reject":
+            activity_service.reject(session, principal, rid, reason=data.get("reason", ""))
+        else:
+            raise InvalidInput("choose approve or reject", field="decision")
+    except TanhuiError as exc:
+        session.rollback()
+        if rid is None or exc.status_code == 403:
+            return error_page(request, exc, principal, back="/console/review")
+        return _review_page(
+            request,
+            session,
+            principal,
+            errors={rid: error_map(request, exc)},
+            status_code=exc.status_code,
+        )
+    return render.redirect(
+        "/console/review?done=" + ("approved" if decision == "approve" else "rejected")
+    )
+
+
+# --- methodologies and factors ------------------------------------------------------------------
+
+
+@router.get("/methodologies", response_class=HTMLResponse)
+def methodologies(
+    request: Request,
+    session: Session = Depends(get_session),
+    principal: Principal = Depends(staff_page),
+) -> HTMLResponse:
+    return _methodologies_page(request, session, principal)
+
+
+def _methodologies_page(
+    request: Request,
+    session: Session,
+    principal: Principal,
+    *,
+    upload_errors: list[dict[str, Any]] | None = None,
+    upload_message: str | None = None,
+    toml_text: str = "",
+    publish: dict[str, Any] | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    cat = methodology_service.catalogue(session)
+    assigned = methodology_service.assignments(session)
+    return render.render(
+        request,
+        "console/methodologies.html",
+        {
+            "methodologies": [m.summary() for m in cat.all()],
+            "assignments": assigned,
+            "scenarios": sorted({m.scenario for m in cat.all()}),
+            "upload_errors": upload_errors,
+            "upload_message": upload_message,
+            "toml_text": toml_text,
+            "publish": publish or {"errors": {}, "form": {}},
+            "today": utcnow().astimezone(get_settings().zone).date().isoformat(),
+            "flash": flash(request),
+        },
+        principal=principal,
+        status_code=status_code,
+    )
+
+
+@router.get("/methodologies/{methodology_id}", response_class=HTMLResponse)
+def methodology(
+    request: Request,
+    methodology_id: str,
+    session: Session = Depends(get_session),
+    principal: Principal = Depends(staff_page),
+) -> HTMLResponse:
+    version = request.query_params.get("version") or None
+    try:
+        versions = methodology_service.versions(session, methodology_id)
+        chosen = methodology_service.get(session, methodology_id, version)
+    except TanhuiError as exc:
+        return error_page(request, exc, principal, back="/console/methodologies")
+    return render.render(
+        request,
+        "console/methodology.html",
+        {"m": chosen.describe(), "versions": [v.version for v in versions]},
+        principal=principal,
+    )
+
+
+@router.post("/methodologies/upload", response_class=HTMLResponse)
+async def methodology_upload(
+    request: Request,
+    session: Session = Depends(get_session),
+    principal: Principal = Depends(staff_page),
+) -> Response:
+    form = await request.form()
+    token = form.get(security.CSRF_FIELD)
+    security.check(request, token if isinstance(token, str) else None)
+    text = form.get("toml_text")
+    upload = form.get("file")
+    toml_text = text if isinstance(text, str) else ""
+    if upload is not None and not isinstance(upload, str):
+        raw = await upload.read()
+        if raw:
+            try:
+                toml_text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return _methodologies_page(
+                    request,
+                    session,
+                    principal,
+                    upload_errors=[
+                        {"line": None, "field": "file", "message": "the file is not UTF-8 text"}
+                    ],
+                    status_code=422,
+                )
+    try:
+        _require(principal, *OPERATORS)
+        if not toml_text.strip():
+            raise InvalidInput("choose a TOML file or paste its text", field="file")
+        row = methodology_service.upload(session, principal, toml_text=toml_text)
+    except MethodologyInvalid as exc:
+        session.rollback()
+        return _methodologies_page(
+            request,
+            session,
+            principal,
+            upload_errors=[e.to_dict() for e in exc.errors],
+            toml_text=toml_text,
+            status_code=422,
+        )
+    except TanhuiError as exc:
+        session.rollback()
+        return _methodologies_page(
+            request,
+            session,
+            principal,
+            upload_errors=[{"line": None, "field": exc.field or "", "message": exc.message}],
+            toml_text=toml_text,
+            status_code=exc.status_code,
+        )
+    return render.redirect(
+        f"/console/methodologies/{row.methodology_id}?version={row.version}&done=saved"
+    )
+
+
+@router.post("/methodologies/publish", response_class=HTMLResponse)
+async def methodology_publish(
+    request: Request,
+    session: Session = Depends(get_session),
+    principal: Principal = Depends(staff_page),
+) -> Response:
+    data = await form_data(request)
+    form = {k: data.get(k, "") for k in ("scenario", "methodology_id", "effective_from")}
+    try:
+        _require(principal, *OPERATORS)
+        try:
+            effective = date.fromisoformat(form["effective_from"])
+        except ValueError:
+            raise InvalidInput("a date like 2026-01-01", field="effective_from") from None
+        methodology_service.assign(
+            session,
+            principal,
+            scenario=form["scenario"],
+            methodology_id=form["methodology_id"],
+            effective_from=effective,
+        )
+    except TanhuiError as exc:
+        session.rollback()
+        return _methodologies_page(
+            request,
+            session,
+            principal,
+            publish={"errors": error_map(request, exc), "form": form},
+            status_code=exc.status_code,
+        )
+    return render.redirect("/console/methodologies?done=published")
+
+
+@router.get("/factors", response_class=HTMLResponse)
+def factors(
+    request: Request,
+    session: Session = Depends(get_session),
+    principal: Principal = Depends(staff_page),
+) -> HTMLResponse:
+    cat = methodology_service.catalogue(session)
+    tables = [cat.tables[k] for k in sorted(cat.tables)]
+    return render.render(request, "console/factors.html", {"tables": tables}, principal=principal)
+
+
+# --- partners -----------------------------------------------------------------------------------
+
+
+def _partners_page(
+    request: Request,
+    session: Session,
+    principal: Principal,
+    *,
+    created: Any = None,
+    errors: dict[str, str] | None = None,
+    form: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    partners = identity_service.list_partners(session)
+    keys = {p.id: identity_service.partner_keys(session, p.id) for p in partners}
+    return render.render(
+        request,
+        "console/partners.html",
+        {
+            "partners": partners,
+            "keys": keys,
+            "created": created,
+            "errors": errors or {},
+            "form": form or {},
+            "flash": flash(request),
+        },
+        principal=principal,
+        status_code=status_code,
+    )
+
+
+@router.get("/partners", response_class=HTMLResponse)
+def partners(
+    request: Request,
+    session: Session = Depends(get_session),
+    principal: Principal = Depends(staff_page),
+) -> HTMLResponse:
+    return _partners_page(request, session, principal)
+
+
+@router.post("/partners", response_class=HTMLResponse)
+async def partner_create(
+    request: Request,
+    session: Session = Depends(get_session),
+    principal: Principal = Depends(staff_page),
+) -> Response:
+    data = await form_data(request)
+    form = {k: data.get(k, "") for k in ("name", "scenarios", "valid_until", "redirect_uris")}
+    try:
+        _require(principal, *OPERATORS)
+        if not form["name"].strip():
+            raise InvalidInput("a name is required", field="name")
+        valid_until = None
+        if form["valid_until"].strip():
+            try:
+                valid_until = date.fromisoformat(form["valid_until"].strip())
+            except ValueError:
+                raise InvalidInput("a date like 2027-12-31", field="valid_until") from None
+        created = identity_service.create_partner(
+            session,
+            principal,
+            name=form["name"].strip(),
+            scenarios=[s.strip() for s in form["scenarios"].split(",") if s.strip()],
+            valid_until=valid_until,
+            redirect_uris=[u.strip() for u in form["redirect_uris"].split() if u.strip()],
+        )
+    except TanhuiError as exc:
+        session.rollback()
+        return _partners_page(
+            request,
+            session,
+            principal,
+            errors=error_map(request, exc),
+            form=form,
+            status_code=exc.status_code,
+        )
+    # The secret is shown once, on this response only: it is stored encrypted and never listed.
+    return _partners_page(request, session, principal, created=created)
+
+
+# --- mall ---------------------------------------------------------------------------------------
+
+
+@router.get("/mall", response_class=HTMLResponse)
+def mall(
+    request: Request,
+    session: Session = Depends(get_session),
+    principal: Principal = Depends(staff_page),
+) -> HTMLResponse:
+    try:
+        _require(principal, "operator_admin", "merchant")
+        rewards = mall_service.list_rewards(session, include_inactive=True)
+        if not mall_service.is_operator(principal):
+            rewards = [r for r in rewards if r.merchant_org_id == principal.organisation_id]
+        orders = mall_service.merchant_orders(session, principal, limit=30)
+    except TanhuiError as exc:
+        return error_page(request, exc, principal, back="/console")
+    return render.render(
+        request,
+        "console/mall.html",
+        {
+            "rewards": rewards,
+            "codes": {r.id: mall_service.available_codes(session, r.id) for r in rewards},
+            "orders": orders,
+            "points": mall_service.points_report(session),
+            "flash": flash(request),
+        },
+        principal=principal,
+    )
+
+
+@router.post("/mall/rewards/{reward_id}/active", response_class=HTMLResponse)
+async def reward_toggle(
+    request: Request,
+    reward_id: str,
+    session: Session = Depends(get_session),
+    principal: Principal = Depends(staff_page),
+) -> Response:
+    data = await form_data(request)
+    rid = to_int(reward_id)
+    try:
+        if rid is None:
+            raise InvalidInput("no such reward", field="reward_id")
+        mall_service.update_reward(session, principal, rid, active=data.get("active") == "1")
+    except TanhuiError as exc:
+        session.rollback()
+        return error_page(request, exc, principal, back="/console/mall")
+    return render.redirect("/console/mall?done=saved")
+
+
+# --- ledger -------------------------------------------------------------------------------------
+
+
+@router.get("/ledger", response_class=HTMLResponse)
+def ledger(request: Request, principal: Principal = Depends(staff_page)) -> HTMLResponse:
+    return render.render(request, "console/ledger.html", {"result": None}, principal=principal)
+
+
+@router.post("/ledger", response_class=HTMLResponse)
+async def ledger_check(
+    request: Request,
+    session: Session = Depends(get_session),
+    principal: Principal = Depends(staff_page),
+) -> Response:
+    await form_data(request)
+    try:
+        _require(principal, *OPERATORS)
+    except TanhuiError as exc:
+        return error_page(request, exc, principal, back="/console")
+    started = utcnow()
+    problems = ledger_service.check(session) + wiring.extra_checks(session)
+    return render.render(
+        request,
+        "console/ledger.html",
+        {"result": {"problems": problems, "at": started}},
+        principal=principal,
+    )

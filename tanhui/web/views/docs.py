@@ -20,7 +20,7 @@ from tanhui.web.auth import web_principal
 
 router = APIRouter(include_in_schema=False)
 
-INGEST_PATH = "/v1/activity/records"
+INGEST_PATH = "/v1/partner/activities"
 # Illustrative credentials: not a key of this platform. Fixed, so the page is reproducible.
 EXAMPLE_KEY_ID = "pk_demo_metro"
 EXAMPLE_SECRET = "sk_demo_5f2b9c0e7a14d3b8c6e1f09a2d47b35c"

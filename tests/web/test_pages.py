@@ -1,0 +1,338 @@
+"""Every page renders for its audience, refuses others, shows errors beside fields, never 500s."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tanhui.activity import service as activity_service
+from tanhui.identity import service as identity_service
+from tanhui.incentives import service as incentives_service
+from tanhui.web import security
+from tests.web.conftest import World, csrf, login_as
+
+CITIZEN_PAGES = ["/me", "/me/records", "/mall", "/mall/orders", "/me/apps", "/me/privacy"]
+CONSOLE_PAGES = [
+    "/console",
+    "/console/review",
+    "/console/methodologies",
+    "/console/methodologies/wuhan-metro",
+    "/console/factors",
+    "/console/partners",
+    "/console/mall",
+    "/console/ledger",
+]
+
+
+def _ok(page) -> None:  # type: ignore[no-untyped-def]
+    assert page.status_code == 200, page.text[:2000]
+    assert re.search(r"<title>[^<]+</title>", page.text)
+    assert "<html lang=" in page.text
+
+
+class TestCitizen:
+    @pytest.mark.parametrize("lang", ["zh", "en"])
+    def test_every_page_renders(self, client, world: World, lang):
+        login_as(client, world.citizen.token)
+        for path in [
+            *CITIZEN_PAGES,
+            f"/me/records/{world.credited_id}",
+            f"/mall/rewards/{world.reward.id}",
+        ]:
+            _ok(client.get(f"{path}?lang={lang}"))
+
+    def test_home_shows_totals_with_units_and_the_honest_tree_factor(self, client, world):
+        login_as(client, world.citizen.token)
+        page = client.get("/me?lang=en").text
+        assert re.search(r'id="total-reduction">[\d.,]+ (g|kg|t)<', page)
+        assert "Approximation" in page
+        assert "<svg" in page
+
+    def test_record_shows_its_calculation(self, client, world):
+        login_as(client, world.citizen.token)
+        page = client.get(f"/me/records/{world.credited_id}?lang=en").text
+        assert "wuhan-metro" in page or "metro" in page
+        assert "distance_km" in page
+        assert 'id="steps"' in page
+        assert "reduction_mg" in page
+
+    def test_someone_elses_record_is_not_found(self, client, session, world):
+        other = identity_service.citizen_for_phone(session, "13912345678")
+        token = identity_service.issue_token(session, identity_service.citizen_principal(other))
+        session.flush()
+        login_as(client, token)
+        page = client.get(f"/me/records/{world.credited_id}")
+        assert page.status_code == 404
+        assert page.headers["content-type"].startswith("text/html")
+
+    @pytest.mark.parametrize("bad", ["abc", "-1", "99999999999999999999", "1%00"])
+    def test_bad_ids_never_500(self, client, world, bad):
+        login_as(client, world.citizen.token)
+        for path in (f"/me/records/{bad}", f"/mall/rewards/{bad}"):
+            page = client.get(path)
+            assert page.status_code in (404, 422), (path, page.status_code)
+
+    def test_redeem_shows_the_code(self, client, session, world):
+        login_as(client, world.citizen.token)
+        points = incentives_service.points_balance(session, world.citizen.id)
+        assert points >= world.reward.price_points
+        form = client.get(f"/mall/rewards/{world.reward.id}").text
+        key = re.search(r'name="idempotency_key" value="([^"]+)"', form).group(1)
+        data = {security.CSRF_FIELD: csrf(client), "quantity": "1", "idempotency_key": key}
+        done = client.post(f"/mall/rewards/{world.reward.id}", data=data, follow_redirects=False)
+        assert done.status_code == 303, done.text[:1000]
+        # the same form submitted twice is one order
+        again = client.post(f"/mall/rewards/{world.reward.id}", data=data, follow_redirects=False)
+        assert again.status_code == 303
+        orders = client.get("/mall/orders").text
+        assert orders.count('class="coupon"') == 1
+
+    def test_redeem_errors_are_beside_the_field(self, client, world):
+        login_as(client, world.citizen.token)
+        data = {security.CSRF_FIELD: csrf(client), "quantity": "99", "idempotency_key": "k1"}
+        page = client.post(f"/mall/rewards/{world.reward.id}", data=data)
+        assert page.status_code == 422
+        assert 'id="e-quantity"' in page.text
+        data["quantity"] = "lots"
+        page = client.post(f"/mall/rewards/{world.reward.id}", data=data)
+        assert page.status_code == 422
+        assert 'id="e-quantity"' in page.text
+
+    def test_revoke_a_linked_app(self, client, session, world):
+        login_as(client, world.citizen.token)
+        binding = identity_service.citizen_bindings(session, world.citizen.id)[0]
+        done = client.post(
+            f"/me/apps/{binding.id}/revoke",
+            data={security.CSRF_FIELD: csrf(client)},
+            follow_redirects=False,
+        )
+        assert done.status_code == 303
+        assert identity_service.citizen_bindings(session, world.citizen.id)[0].status == "revoked"
+
+    def test_authorize_page_and_consent(self, client, session, world):
+        other = identity_fx_citizen(session)
+        login_as(client, other.token)
+        query = (
+            f"partner_id={world.partner.partner_id}&partner_user_id=new-user-1&scenarios=metro"
+            "&redirect_uri=https://partner.example/callback&state=xyz"
+        )
+        page = client.get(f"/authorize?{query}")
+        _ok(page)
+        data = {
+            security.CSRF_FIELD: csrf(client),
+            "decision": "allow",
+            "partner_id": str(world.partner.partner_id),
+            "partner_user_id": "new-user-1",
+            "scenarios": "metro",
+            "redirect_uri": "https://partner.example/callback",
+            "state": "xyz",
+        }
+        done = client.post("/authorize", data=data, follow_redirects=False)
+        assert done.status_code == 303
+        assert done.headers["location"].startswith("https://partner.example/callback?code=")
+        bad = client.get("/authorize?partner_id=1&redirect_uri=https://evil.example/&scenarios=x")
+        assert bad.status_code in (400, 404, 422)
+
+    def test_export_and_delete_with_confirmation(self, client, session, world):
+        login_as(client, world.citizen.token)
+        export = client.get("/me/privacy/export")
+        assert export.status_code == 200
+        assert export.headers["content-type"].startswith("application/json")
+        token = csrf(client)
+        confirm = client.post("/me/privacy/delete", data={security.CSRF_FIELD: token})
+        assert confirm.status_code == 200 and 'name="confirm"' in confirm.text
+        wrong = client.post(
+            "/me/privacy/delete/confirm", data={security.CSRF_FIELD: token, "confirm": "no"}
+        )
+        assert wrong.status_code == 422 and 'id="e-confirm"' in wrong.text
+        done = client.post(
+            "/me/privacy/delete/confirm",
+            data={security.CSRF_FIELD: token, "confirm": "删除"},
+            follow_redirects=False,
+        )
+        assert done.status_code == 303
+        assert identity_service.get_citizen(session, world.citizen.id).erased_at is not None
+
+    @pytest.mark.parametrize("path", CITIZEN_PAGES)
+    def test_pages_need_login(self, client, path):
+        page = client.get(path, follow_redirects=False)
+        assert page.status_code == 303
+        assert page.headers["location"].startswith("/login?next=")
+
+    def test_staff_session_is_not_a_citizen(self, client, operator):
+        login_as(client, operator.token)
+        assert client.get("/me", follow_redirects=False).status_code == 303
+
+
+def identity_fx_citizen(session):  # type: ignore[no-untyped-def]
+    from tests.fixtures import identity as identity_fx
+
+    return identity_fx.citizen(session)
+
+
+class TestLogin:
+    def test_citizen_logs_in_with_a_code(self, client, session):
+        token = csrf(client)
+        page = client.post("/login/code", data={security.CSRF_FIELD: token, "phone": "13800138000"})
+        assert page.status_code == 200
+        assert 'name="code"' in page.text and 'id="dev-hint"' in page.text
+        code = identity_service.last_otp("13800138000")
+        wrong = client.post(
+            "/login",
+            data={
+                security.CSRF_FIELD: token,
+                "phone": "13800138000",
+                "code": "000000" if code != "000000" else "111111",
+            },
+        )
+        assert wrong.status_code == 401 and 'id="e-code"' in wrong.text
+        done = client.post(
+            "/login",
+            data={security.CSRF_FIELD: token, "phone": "13800138000", "code": code, "next": "/me"},
+            follow_redirects=False,
+        )
+        assert done.status_code == 303 and done.headers["location"] == "/me"
+        cookie = done.headers["set-cookie"]
+        assert (
+            "tanhui_session=" in cookie
+            and "HttpOnly" in cookie
+            and "samesite=lax" in cookie.lower()
+        )
+
+    def test_bad_phone_is_shown_beside_the_field(self, client):
+        page = client.post("/login/code", data={security.CSRF_FIELD: csrf(client), "phone": "12"})
+        assert page.status_code == 422
+        assert 'id="e-phone"' in page.text
+
+    def test_next_cannot_leave_the_site(self, client):
+        page = client.get("/login?next=https://evil.example/")
+        assert 'value="https://evil.example/"' not in page.text
+
+    def test_staff_login(self, client, operator):
+        page = client.post(
+            "/console/login",
+            data={
+                security.CSRF_FIELD: csrf(client),
+                "username": operator.username,
+                "password": "wrong password",
+            },
+        )
+        assert page.status_code == 401 and 'id="e-password"' in page.text
+        from tests.fixtures.identity import PASSWORD
+
+        done = client.post(
+            "/console/login",
+            data={
+                security.CSRF_FIELD: csrf(client),
+                "username": operator.username,
+                "password": PASSWORD,
+            },
+            follow_redirects=False,
+        )
+        assert done.status_code == 303 and done.headers["location"] == "/console"
+
+
+class TestConsole:
+    @pytest.mark.parametrize("lang", ["zh", "en"])
+    def test_every_page_renders(self, client, world: World, lang, operator):
+        login_as(client, operator.token)
+        for path in CONSOLE_PAGES:
+            _ok(client.get(f"{path}?lang={lang}"))
+
+    def test_dashboard_has_charts(self, client, world, operator):
+        login_as(client, operator.token)
+        page = client.get("/console").text
+        assert "<svg" in page
+
+    def test_approve_and_reject(self, client, session, world, reviewer):
+        login_as(client, reviewer.token)
+        queue = client.get("/console/review").text
+        assert f'id="record-{world.review_id}"' in queue
+        token = csrf(client)
+        no_reason = client.post(
+            f"/console/review/{world.review_id}",
+            data={security.CSRF_FIELD: token, "decision": "reject", "reason": ""},
+        )
+        assert no_reason.status_code == 422
+        assert f'id="reason-err-{world.review_id}"' in no_reason.text
+        done = client.post(
+            f"/console/review/{world.review_id}",
+            data={security.CSRF_FIELD: token, "decision": "approve"},
+            follow_redirects=False,
+        )
+        assert done.status_code == 303
+        records = activity_service.citizen_records(session, world.citizen.id)
+        assert {r["id"]: r["status"] for r in records}[world.review_id] == "credited"
+
+    def test_reviewer_cannot_upload(self, client, reviewer):
+        login_as(client, reviewer.token)
+        page = client.post(
+            "/console/methodologies/upload",
+            data={security.CSRF_FIELD: csrf(client), "toml_text": "id = 'x'"},
+        )
+        assert page.status_code == 403
+
+    def test_upload_errors_by_line_and_field(self, client, operator):
+        login_as(client, operator.token)
+        page = client.post(
+            "/console/methodologies/upload",
+            data={security.CSRF_FIELD: csrf(client), "toml_text": 'id = "x"\nversion = 1\n'},
+        )
+        assert page.status_code == 422
+        assert 'id="upload-errors"' in page.text
+
+    def test_publish_errors_beside_the_field(self, client, operator):
+        login_as(client, operator.token)
+        page = client.post(
+            "/console/methodologies/publish",
+            data={
+                security.CSRF_FIELD: csrf(client),
+                "scenario": "bus",
+                "methodology_id": "wuhan-metro",
+                "effective_from": "2026-01-01",
+            },
+        )
+        assert page.status_code == 422
+        assert 'id="p-mid-error"' in page.text
+
+    def test_ledger_check_runs(self, client, operator):
+        login_as(client, operator.token)
+        page = client.post("/console/ledger", data={security.CSRF_FIELD: csrf(client)})
+        assert page.status_code == 200
+        assert 'id="ledger-result"' in page.text
+
+    def test_partner_created_shows_secret_once(self, client, operator):
+        login_as(client, operator.token)
+        page = client.post(
+            "/console/partners",
+            data={
+                security.CSRF_FIELD: csrf(client),
+                "name": "Metro Co",
+                "scenarios": "metro",
+                "valid_until": "",
+                "redirect_uris": "",
+            },
+        )
+        assert page.status_code == 200 and 'id="new-secret"' in page.text
+        bad = client.post(
+            "/console/partners",
+            data={
+                security.CSRF_FIELD: csrf(client),
+                "name": "X",
+                "scenarios": "teleport",
+                "valid_until": "soon",
+                "redirect_uris": "",
+            },
+        )
+        assert bad.status_code == 422 and 'class="error"' in bad.text
+
+    @pytest.mark.parametrize("path", CONSOLE_PAGES)
+    def test_pages_need_staff_login(self, client, path):
+        page = client.get(path, follow_redirects=False)
+        assert page.status_code == 303
+        assert page.headers["location"].startswith("/console/login?next=")
+
+    def test_citizen_cannot_use_console(self, client, world):
+        login_as(client, world.citizen.token)
+        assert client.get("/console", follow_redirects=False).status_code == 303
