@@ -42,8 +42,8 @@ def flash(request: Request) -> dict[str, str] | None:
 
 async def form_data(request: Request) -> dict[str, str]:
     """The posted form as plain strings, after the CSRF check (files are read separately)."""
-    form = await request.form()
-    values = {k: v for k, v in form.items() if isinstance(v, str)}
+    async with request.form() as form:  # closes any uploaded file's temporary file
+        values = {k: v for k, v in form.items() if isinstance(v, str)}
     security.check(request, values.get(security.CSRF_FIELD))
     return values
 

@@ -304,27 +304,28 @@ async def methodology_upload(
     session: Session = Depends(get_session),
     principal: Principal = Depends(staff_page),
 ) -> Response:
-    form = await request.form()
-    token = form.get(security.CSRF_FIELD)
-    security.check(request, token if isinstance(token, str) else None)
-    text = form.get("toml_text")
-    upload = form.get("file")
-    toml_text = text if isinstance(text, str) else ""
-    if upload is not None and not isinstance(upload, str):
-        raw = await upload.read()
-        if raw:
-            try:
-                toml_text = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                return _methodologies_page(
-                    request,
-                    session,
-                    principal,
-                    upload_errors=[
-                        {"line": None, "field": "file", "message": "the file is not UTF-8 text"}
-                    ],
-                    status_code=422,
-                )
+    async with request.form() as form:  # closes the upload's temporary file
+        token = form.get(security.CSRF_FIELD)
+        security.check(request, token if isinstance(token, str) else None)
+        text = form.get("toml_text")
+        upload = form.get("file")
+        toml_text = text if isinstance(text, str) else ""
+        raw = b""
+        if upload is not None and not isinstance(upload, str):
+            raw = await upload.read(methodology_service.MAX_UPLOAD_BYTES + 1)
+    if raw:
+        try:
+            toml_text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return _methodologies_page(
+                request,
+                session,
+                principal,
+                upload_errors=[
+                    {"line": None, "field": "file", "message": "the file is not UTF-8 text"}
+                ],
+                status_code=422,
+            )
     try:
         _require(principal, *OPERATORS)
         if not toml_text.strip():
