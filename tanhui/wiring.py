@@ -6,7 +6,8 @@ explicitly, for the app factory, the CLI and the tests alike.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -123,3 +124,32 @@ def _install_mall() -> None:
         identity_service.EXPORT_SECTIONS.append(_mall_export)
     if _mall_erase not in identity_service.ERASE_HOOKS:
         identity_service.ERASE_HOOKS.append(_mall_erase)
+
+
+def _ledger_transfer_refs(session: Session) -> Iterator[list[str]]:
+    after = 0
+    while ids := ledger_service.transfer_ids(session, after_id=after):
+        yield [str(i) for i in ids]
+        after = ids[-1]
+
+
+TRUST_SOURCES: dict[str, Callable[[Session], Iterator[list[str]]]] = {
+    trust_leaf.LEDGER_TRANSFER: _ledger_transfer_refs,
+    **{
+        kind: partial(registry_service.event_refs, kind=kind)
+        for kind in registry_service.LEAF_KINDS.values()
+    },
+}
+"""Leaf kind -> every ref that must have a leaf, page by page; `tanhui trust audit` reports the rest."""
+
+
+def unlogged_records(session: Session) -> list[trust_service.AuditProblem]:
+    """Records that should be in the trust log but have no leaf (nor a queued one)."""
+    problems: list[trust_service.AuditProblem] = []
+    for kind, pages in TRUST_SOURCES.items():
+        for refs in pages(session):
+            problems.extend(
+                trust_service.AuditProblem(None, kind, ref, "record has no leaf in the log")
+                for ref in trust_service.unlogged(session, kind, refs)
+            )
+    return problems

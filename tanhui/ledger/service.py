@@ -578,6 +578,15 @@ def _load_records(session: Session, ids: Sequence[int], replayed: bool) -> list[
     return out
 
 
+def transfer_ids(session: Session, *, after_id: int = 0, limit: int = 10_000) -> list[int]:
+    """Transfer ids in journal order, a page at a time (the trust log checks each one has a leaf)."""
+    return list(
+        session.scalars(
+            select(Transfer.id).where(Transfer.id > after_id).order_by(Transfer.id).limit(limit)
+        )
+    )
+
+
 def transfers_of(
     session: Session, account_id: int, *, limit: int = 50, before_id: int | None = None
 ) -> list[TransferRecord]:

@@ -61,7 +61,8 @@ def verify(
 
 @app.command()
 def audit() -> None:
-    """Recompute the whole log from the database; exit 1 naming each leaf that no longer matches."""
+    """Recompute the whole log from the database; exit 1 naming each leaf that no longer matches
+    its record, and each record (ledger transfer, registry event) that has no leaf."""
     # The re-encoders know the parts whose records become leaves, so they live in tanhui.wiring,
     # which this command (an edge, like the app factory) may import; the trust service may not.
     from tanhui import wiring
@@ -78,6 +79,7 @@ def audit() -> None:
                 wiring.TRUST_REENCODERS,
                 progress=lambda n: progress.advance(task, n),
             )
+        problems += wiring.unlogged_records(session)
     for p in problems:
         typer.secho(f"MISMATCH {p}", err=True, fg="red")
     if problems:

@@ -309,6 +309,18 @@ def integrate_all(session: Session, *, batch: int = 10000) -> int:
     return total
 
 
+def unlogged(session: Session, kind: str, refs: Sequence[str]) -> list[str]:
+    """The refs of `kind` that have neither a leaf nor a queued entry: records the log never saw."""
+    seen: set[str] = set()
+    for start in range(0, len(refs), _CHUNK):
+        chunk = list(refs[start : start + _CHUNK])
+        for model in (Leaf, QueuedLeaf):
+            seen.update(
+                session.scalars(select(model.ref).where(model.kind == kind, model.ref.in_(chunk)))
+            )
+    return [r for r in refs if r not in seen]
+
+
 def queue_length(session: Session) -> int:
     return session.execute(select(func.count()).select_from(QueuedLeaf)).scalar_one()
 
