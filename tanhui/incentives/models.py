@@ -1,10 +1,16 @@
 """Incentives tables: reductions become points, points live in dated lots, lots expire.
 
 Design
-- The *ledger* is the truth for how many points a citizen has: every award is a POINT transfer from the
-  platform's unbounded `issuance` account to the citizen's bounded POINT account (owner_type "citizen"),
-  every expiry a transfer to the platform's `expiry` account. The tables here explain the balance: which
-  award produced which points, in which dated lot they sit, and when they expire.
+- The *ledger* is the truth for how many points a citizen has: awards are POINT transfers from the
+  platform's unbounded `issuance` account to the citizens' bounded POINT accounts (owner_type
+  "citizen"), every expiry a transfer to the platform's `expiry` account. The tables here explain the
+  balance: which award produced which points, in which dated lot they sit, and when they expire.
+- One POINT transfer per `award_points` call (a batch), not per award: one posting per citizen (the sum
+  of that citizen's awards in the batch) plus the issuance posting. The per-award detail lives in
+  `incentives_award` (source, citizen, reduction, points, the batch transfer's id), bulk-inserted, so
+  the journal and the trust log grow per batch while `revoke_points(source=...)` still takes back
+  exactly what one source earned: as a NEW compensating transfer (citizen -> issuance, metadata naming
+  the source and award), never by editing the batch transfer.
 - Conversion rule (`incentives_rule`): rows with `effective_from`; an award converts at the rule in force
   at its `earned_at` (default when no row exists: 1 point per 10 g = 10_000 mg, lots expire at the end
   of the year after they were earned, a point is shown as worth 1 fen).
@@ -22,10 +28,12 @@ Design
   reduction is still credited by the activity part) and the carry keeps only the sub-point remainder, so
   lifting the cap does not pay a windfall. Uncapped campaigns are never locked (a hot row would serialise
   every writer); capped ones are locked for the batch and their issued total is summed from awards.
-- Lots (`incentives_lot`): one lot per citizen, day earned (platform zone) and expiry date, upserted per
-  batch. `remaining` is what is still spendable; the mall consumes lots oldest-expiring first and records
-  each consumption in `incentives_lot_use` (keyed by the order's ref) so a cancellation restores exactly
-  those lots. Invariant: a citizen's lots' `remaining` sum to the POINT account's available balance.
+- Lots (`incentives_lot`): one lot per citizen, day earned (platform zone) and expiry date, grown by
+  one bulk `INSERT ... ON CONFLICT DO UPDATE SET points = points + excluded.points` per batch
+  (`kit.dialect.upsert_add`). `remaining` is what is still spendable; the mall consumes lots
+  oldest-expiring first and records each consumption in `incentives_lot_use` (keyed by the order's
+  ref) so a cancellation restores exactly those lots. Invariant: a citizen's lots' `remaining` sum
+  to the POINT account's available balance.
 - Expiry: lots whose `expires_on` is before the run's date have their `remaining` moved to `expired`
   by a conditional update and the points transferred to the platform expiry account, with an
   idempotency key naming the lot and its expired total, so re-running is a no-op.

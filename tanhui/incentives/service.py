@@ -5,20 +5,19 @@ Every function flushes and never commits. See models.py for the design (carry, l
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
 
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from tanhui.incentives.models import Award as AwardRow
 from tanhui.incentives.models import Campaign, Carry, Lot, LotUse, Rule
 from tanhui.kit.db import utcnow
-from tanhui.kit.dialect import for_update, insert_ignore
+from tanhui.kit.dialect import for_update, insert_ignore, upsert_add
 from tanhui.kit.errors import Conflict, IdempotencyConflict, InvalidInput, NotFound
 from tanhui.kit.fingerprint import fingerprint
 from tanhui.kit.settings import get_settings
@@ -264,15 +263,6 @@ def _validate(award: Award) -> None:
         raise InvalidInput("campaign must be 1-64 characters", field="campaign")
 
 
-def _upsert(session: Session, table: Any, index_elements: list[str], set_: dict[str, Any]) -> Any:
-    # Both dialects spell INSERT ... ON CONFLICT DO UPDATE the same way; only the constructor differs.
-    module: Any = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    stmt = module.insert(table)
-    return stmt.on_conflict_do_update(
-        index_elements=index_elements, set_={k: v(stmt.excluded) for k, v in set_.items()}
-    )
-
-
 def _lock_carries(session: Session, citizen_ids: Sequence[int]) -> dict[int, Carry]:
     wanted = sorted(set(citizen_ids))
     session.execute(
@@ -306,8 +296,8 @@ def _existing_awards(session: Session, keys: Iterable[str]) -> dict[str, AwardRo
 def award_points(session: Session, awards: Sequence[Award]) -> list[int]:
     """Convert reductions into points; returns the points of each award, in order.
 
-    One batch = one carry lock per citizen, one lot upsert, one `transfer_many` (a transfer per award
-    that earns points, so a source can be revoked exactly), bulk inserts. Replaying an award's
+    One batch = one carry lock per citizen, one lot upsert, ONE POINT transfer (a posting per citizen),
+    one bulk insert of award rows (each with its own points, so a source can be revoked exactly). Replaying an award's
     idempotency key returns the points it gave the first time; the same key with another body is 409.
     """
     if not awards:
@@ -385,14 +375,11 @@ def _record_awards(
     if lot_add:
         now = utcnow()
         session.execute(
-            _upsert(
+            upsert_add(
                 session,
-                Lot.__table__,
+                Lot.__table__,  # type: ignore[arg-type]
                 ["citizen_id", "earned_on", "expires_on"],
-                {
-                    "points": lambda ex: Lot.__table__.c.points + ex.points,
-                    "remaining": lambda ex: Lot.__table__.c.remaining + ex.remaining,
-                },
+                ["points", "remaining"],
             ),
             [
                 {
@@ -417,31 +404,35 @@ def _record_awards(
             ):
                 lot_ids[(row.citizen_id, row.earned_on, row.expires_on)] = row.id
 
-    # Ledger: one transfer per award that earns points, all in one transfer_many call.
-    earning = [f for f in fresh if f[1] > 0]
-    transfer_ids: dict[int, int] = {}
-    if earning:
+    # Ledger: ONE transfer for the whole batch, issuance -> one posting per citizen (the sum of that
+    # citizen's awards). Each award row below keeps its own points and this transfer's id, so
+    # `revoke_points(source=...)` takes back exactly what one source earned, as a new compensating
+    # transfer; the batch transfer itself is never edited. One transfer (and so one trust-log leaf)
+    # per batch instead of per award is what keeps ingestion batch-shaped.
+    per_citizen: dict[int, int] = defaultdict(int)
+    for i, points, *_ in fresh:
+        if points:
+            per_citizen[awards[i].citizen_id] += points
+    transfer_id: int | None = None
+    if per_citizen:
         issuance = ledger_service.platform_account(session, POINT, ISSUANCE)
         accounts = ledger_service.open_accounts(
-            session,
-            owner_type=CITIZEN,
-            owner_ids=[awards[i].citizen_id for i, *_ in earning],
-            asset=POINT,
+            session, owner_type=CITIZEN, owner_ids=per_citizen, asset=POINT
         )
-        requests = [
-            ledger_service.TransferRequest(
-                idempotency_key=f"points.award:{awards[i].idempotency_key}",
-                kind="points.award",
-                postings=(
-                    (issuance.id, -points),
-                    (accounts[str(awards[i].citizen_id)], points),
-                ),
-                metadata={"source": awards[i].source, "campaign": awards[i].campaign},
-            )
-            for i, points, *_ in earning
-        ]
-        records = ledger_service.transfer_many(session, requests)
-        transfer_ids = {i: r.id for (i, *_), r in zip(earning, records, strict=True)}
+        postings = [(issuance.id, -sum(per_citizen.values()))]
+        postings += [(accounts[str(c)], n) for c, n in sorted(per_citizen.items())]
+        first = awards[fresh[0][0]]
+        # The awards' keys are new (checked above), so a digest of them names this batch: a retried
+        # transaction recomputes the same key, a different batch cannot.
+        digest = hashlib.sha256("\n".join(awards[i].idempotency_key for i, *_ in fresh).encode())
+        record = ledger_service.transfer(
+            session,
+            idempotency_key=f"points.award:{digest.hexdigest()[:40]}",
+            kind="points.award",
+            postings=postings,
+            metadata={"awards": len(fresh), "first_source": first.source},
+        )
+        transfer_id = record.id
 
     now = utcnow()
     session.execute(
@@ -461,7 +452,7 @@ def _record_awards(
                 "lot_id": lot_ids.get(
                     (awards[i].citizen_id, earned_on, rule.expires_on(earned_on))
                 ),
-                "transfer_id": transfer_ids.get(i),
+                "transfer_id": transfer_id if points else None,
                 "revoked": False,
                 "revoked_points": 0,
                 "revoke_transfer_id": None,

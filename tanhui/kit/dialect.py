@@ -22,3 +22,26 @@ def for_update(session: Session, stmt: Any, *, skip_locked: bool = False) -> Any
     if session.get_bind().dialect.name == "postgresql":
         return stmt.with_for_update(skip_locked=skip_locked)
     return stmt
+
+
+def upsert_add(
+    session: Session, table: Table, index_elements: list[str], add_columns: list[str]
+) -> Insert:
+    """INSERT ... ON CONFLICT (cols) DO UPDATE SET c = table.c + excluded.c for each add column.
+
+    Both dialects spell it the same; only the constructor differs. Running totals (point lots, daily
+    sums) grow by one statement per batch, whatever was there before.
+    """
+    postgres = session.get_bind().dialect.name == "postgresql"
+    stmt: Any = postgresql.insert(table) if postgres else sqlite.insert(table)
+    return stmt.on_conflict_do_update(  # type: ignore[no-any-return]
+        index_elements=index_elements,
+        set_={c: table.c[c] + stmt.excluded[c] for c in add_columns},
+    )
+
+
+def serialised_writers(session: Session) -> bool:
+    """True on SQLite, where BEGIN IMMEDIATE lets one writer in at a time: what a transaction read
+    cannot be changed by another writer before it commits, so a SELECT then a plain INSERT is safe.
+    On PostgreSQL concurrent writers need ON CONFLICT (and row locks)."""
+    return session.get_bind().dialect.name != "postgresql"

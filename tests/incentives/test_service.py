@@ -5,9 +5,11 @@ from datetime import UTC, date, datetime
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tanhui.incentives import service as incentives_service
+from tanhui.incentives.models import Award as AwardRow
 from tanhui.kit.errors import IdempotencyConflict
 from tanhui.ledger import service as ledger_service
 from tests.fixtures.incentives import award, citizen_id, give_points
@@ -65,6 +67,19 @@ class TestAwardPoints:
         after = award(c, 10_000, at=datetime(2026, 6, 2, tzinfo=UTC))
         assert incentives_service.award_points(session, [before, after]) == [1, 10]
 
+    def test_a_batch_is_one_point_transfer_with_a_posting_per_citizen(self, session: Session):
+        c1, c2 = citizen_id(), citizen_id()
+        batch = [award(c1, 30_000), award(c2, 20_000), award(c1, 10_000), award(c2, 0)]
+        assert incentives_service.award_points(session, batch) == [3, 2, 1, 0]
+        rows = session.scalars(
+            select(AwardRow).where(AwardRow.idempotency_key.in_([a.idempotency_key for a in batch]))
+        ).all()
+        assert {r.transfer_id for r in rows if r.points} == {rows[0].transfer_id}
+        assert [r.transfer_id for r in rows if not r.points] == [None]
+        (record,) = ledger_service.get_transfer_records(session, [rows[0].transfer_id])
+        assert sorted(p.amount for p in record.postings) == [-6, 2, 4]
+        assert ledger_service.check(session) == []
+
 
 class TestCampaignCap:
     def test_issuance_stops_at_the_cap(self, session: Session):
@@ -105,6 +120,26 @@ class TestRevoke:
             incentives_service.revoke_points(session, source="activity:77", idempotency_key="r1")
             == 0
         )
+        assert ledger_service.check(session) == []
+
+    def test_revoking_one_source_of_a_batch_is_a_new_transfer(self, session: Session):
+        c = citizen_id()
+        a, b = award(c, 30_000, source="activity:81"), award(c, 20_000, source="activity:82")
+        incentives_service.award_points(session, [a, b])
+        batch_transfer = session.scalars(
+            select(AwardRow.transfer_id).where(AwardRow.source == "activity:81")
+        ).one()
+        before = ledger_service.get_transfer_records(session, [batch_transfer])[0]
+        assert (
+            incentives_service.revoke_points(session, source="activity:82", idempotency_key="r")
+            == 2
+        )
+        assert incentives_service.points_balance(session, c) == 3
+        row = session.scalars(select(AwardRow).where(AwardRow.source == "activity:82")).one()
+        revoke = ledger_service.get_transfer_records(session, [row.revoke_transfer_id])[0]
+        assert revoke.id != batch_transfer and revoke.metadata["source"] == "activity:82"
+        assert sorted(p.amount for p in revoke.postings) == [-2, 2]
+        assert ledger_service.get_transfer_records(session, [batch_transfer])[0] == before
         assert ledger_service.check(session) == []
 
     def test_spent_points_are_not_taken_twice(self, session: Session):
