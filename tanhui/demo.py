@@ -16,9 +16,10 @@ from tanhui.identity import demo as identity_demo
 from tanhui.kit.db import session_scope
 from tanhui.kit.errors import Conflict
 from tanhui.ledger import demo as ledger_demo
+from tanhui.ledger.models import Account
 from tanhui.mall import demo as mall_demo
 from tanhui.projects import demo as projects_demo
-from tanhui.ledger.models import Account
+from tanhui.trust import demo as trust_demo
 
 
 @dataclass
@@ -34,9 +35,13 @@ class DemoContext:
 SEEDERS: list[tuple[str, Callable[[Session, DemoContext], None]]] = [
     ("ledger", ledger_demo.seed),
     ("identity", identity_demo.seed),
-    ("activity", activity_demo.seed),  # after identity (partners, citizens), methodology, incentives
+    (
+        "activity",
+        activity_demo.seed,
+    ),  # after identity (partners, citizens), methodology, incentives
     ("projects", projects_demo.seed),  # projects and registry; after activity (personal batch)
     ("mall", mall_demo.seed),  # after identity and activity: uses ctx.data["citizens"]
+    ("trust", trust_demo.seed),  # last: every value moved above is in the log, signed
 ]
 
 
