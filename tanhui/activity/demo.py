@@ -1,7 +1,8 @@
 """Demo activity: a few thousand realistic partner records over the last 60 days, through the pipeline.
 
-Records are pushed day by day as partners would have sent them (the pipeline's `now` is the evening of
-each day), so 60-day-old trips are judged against the window of their own day, not today's.
+Records are pushed day by day as partners would have sent them (the pipeline's `now` is early the next
+morning, when a daily file arrives: a household's whole-day electricity record ends at midnight), so
+60-day-old trips are judged against the window of their own day, not today's.
 """
 
 from __future__ import annotations
@@ -104,12 +105,12 @@ def seed(session: Session, ctx: Any) -> None:
                 records.append(records[0])
     counts: Counter[str] = Counter()
     for day in sorted(by_day):
-        evening = datetime.combine(day, time(23, 30), zone).astimezone(UTC)
+        morning_after = datetime.combine(day + timedelta(days=1), time(6, 0), zone).astimezone(UTC)
         for partner_id, records in sorted(by_day[day].items()):
             principal = _principal(partners[partner_id])
             for start in range(0, len(records), activity_service.MAX_BATCH):
                 chunk = records[start : start + activity_service.MAX_BATCH]
-                for result in activity_service.ingest(session, principal, chunk, now=evening):
+                for result in activity_service.ingest(session, principal, chunk, now=morning_after):
                     counts[result["status"]] += 1
     ctx.data["activity_counts"] = dict(counts)
     ctx.summary.append(
