@@ -32,6 +32,10 @@ _SCENARIO = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _QUANTITY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 MAX_QUANTITIES = 16
 MAX_EVIDENCE_BYTES = 4096
+# The longest span one record may cover (a whole day's steps is the longest any partner reports). Fixed,
+# not an operator rule: the overlap check finds stored trips by `started_at >= batch start - MAX_SPAN`
+# on the (citizen_id, started_at) index, so a longer stored record could escape it.
+MAX_SPAN = timedelta(hours=24)
 
 
 class RecordError(Exception):
@@ -152,6 +156,8 @@ def check_window(record: Record, rules: ScenarioRules, *, now: datetime) -> Refu
     """Time window and duration: not in the future beyond the allowance, not older than N days."""
     if record.ended_at < record.started_at:
         return Refusal("invalid_duration", "ended_at is before started_at", "ended_at")
+    if record.ended_at - record.started_at > MAX_SPAN:
+        return Refusal("invalid_duration", "a record covers at most 24 hours", "ended_at")
     latest = now + timedelta(seconds=rules.future_allowance_s)
     if record.ended_at > latest:
         return Refusal("future_time", "the record ends in the future", "ended_at")

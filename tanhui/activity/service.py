@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Row, Table, bindparam, func, select, tuple_, update
+from sqlalchemy import Row, Table, bindparam, func, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from tanhui.activity import checks
@@ -27,7 +27,7 @@ from tanhui.identity import service as identity_service
 from tanhui.identity.principal import PartnerPrincipal, Principal
 from tanhui.incentives import service as incentives_service
 from tanhui.kit.db import utcnow
-from tanhui.kit.dialect import for_update, insert_ignore
+from tanhui.kit.dialect import for_update, insert_ignore, serialised_writers
 from tanhui.kit.errors import Conflict, InvalidInput, NotFound, TanhuiError
 from tanhui.kit.settings import get_settings
 from tanhui.ledger import service as ledger_service
@@ -537,6 +537,9 @@ def _stored_spans(session: Session, pending: Sequence[_Pending]) -> SpanIndex:
                 _T.c.citizen_id.in_(citizens[start : start + _CHUNK]),
                 _T.c.scenario.in_(scenarios),
                 _T.c.status.in_((CREDITED, REVIEW)),
+                # Bounded on both sides on the (citizen_id, started_at) index: the rows read are the
+                # batch's window, not the citizen's whole history (no record spans more than MAX_SPAN).
+                _T.c.started_at >= earliest - checks.MAX_SPAN,
                 _T.c.started_at <= latest,
                 _T.c.ended_at >= earliest,
             )
@@ -547,9 +550,21 @@ def _stored_spans(session: Session, pending: Sequence[_Pending]) -> SpanIndex:
 
 
 def _insert(session: Session, rows: Sequence[dict[str, Any]]) -> dict[str, int]:
-    """Insert what is new; external id -> record id of the rows this transaction inserted."""
+    """Insert what is new; external id -> record id of the rows this transaction inserted.
+
+    The one place the two databases differ for records. SQLite serialises writers (BEGIN IMMEDIATE),
+    so the batch's earlier `_existing` SELECT is still true here: the rows are new, their ids can be
+    allocated after max(id) and written with a plain executemany (no conflict clause, no RETURNING).
+    On PostgreSQL a concurrent batch may insert the same external ids meanwhile: ON CONFLICT DO
+    NOTHING RETURNING tells which rows this transaction stored; the others are answered as duplicates.
+    """
     if not rows:
         return {}
+    if serialised_writers(session):
+        first = int(session.scalar(select(func.coalesce(func.max(_T.c.id), 0))) or 0) + 1
+        ids = {row["external_id"]: first + n for n, row in enumerate(rows)}
+        session.execute(insert(_T), [{**row, "id": ids[row["external_id"]]} for row in rows])
+        return ids
     stmt = insert_ignore(session, _T, ["partner_id", "external_id"]).returning(  # type: ignore[arg-type]
         _T.c.id, _T.c.external_id
     )

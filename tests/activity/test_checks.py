@@ -93,6 +93,13 @@ class TestWindowAndPlausibility:
         refusal = self.window(started_at="2025-03-01T01:00:00Z", ended_at="2025-03-01T00:10:00Z")
         assert refusal is not None and refusal.code == "invalid_duration"
 
+    def test_a_record_spans_at_most_a_day(self):
+        # The overlap check relies on it to read only the batch's window of stored trips.
+        day = self.window(started_at="2025-02-27T00:00:00Z", ended_at="2025-02-28T00:00:00Z")
+        assert day is None
+        refusal = self.window(started_at="2025-02-27T00:00:00Z", ended_at="2025-02-28T00:00:01Z")
+        assert refusal is not None and refusal.code == "invalid_duration"
+
     @pytest.mark.parametrize(
         ("scenario", "km", "minutes", "code", "reasons"),
         [
