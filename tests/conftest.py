@@ -31,6 +31,11 @@ POSTGRES_URL = os.environ.get(
 REQUIRE_POSTGRES = os.environ.get("TANHUI_REQUIRE_POSTGRES") == "1"
 RUN_ID = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
 
+# Staff-password hashing at production cost takes ~0.1-0.4 s per hash; the suite creates hundreds.
+os.environ.setdefault("TANHUI_ARGON2_TIME_COST", "1")
+os.environ.setdefault("TANHUI_ARGON2_MEMORY_KIB", "1024")
+get_settings.cache_clear()
+
 wiring.install()
 
 

@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     trust_sth_interval_s: float = Field(
         60.0, description="Seconds between scheduled signed tree heads."
     )
+    argon2_time_cost: int = Field(3, ge=1, description="Argon2id passes for staff passwords.")
+    argon2_memory_kib: int = Field(
+        65536,
+        ge=8,
+        description="Argon2id memory per staff-password hash (KiB; RFC 9106 low-memory).",
+    )
 
     @field_validator("timezone")
     @classmethod

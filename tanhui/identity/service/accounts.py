@@ -9,6 +9,7 @@ import re
 import secrets
 from collections.abc import Iterable
 from datetime import timedelta
+from functools import lru_cache
 from typing import Protocol
 
 from argon2 import PasswordHasher
@@ -41,9 +42,21 @@ OTP_MAX_ATTEMPTS = 5
 OTP_WINDOW = timedelta(minutes=15)
 OTP_MAX_PER_WINDOW = 5
 
-_hasher = PasswordHasher()
-# Verified against when the username is unknown, so that a miss costs as much time as a hit.
-_DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
+
+@lru_cache
+def _hasher() -> PasswordHasher:
+    # The cost is a setting: production keeps argon2's RFC 9106 profile; the test suite lowers it.
+    settings = get_settings()
+    return PasswordHasher(
+        time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib
+    )
+
+
+@lru_cache
+def _dummy_hash() -> str:
+    # Verified against when the username is unknown, so that a miss costs as much time as a hit.
+    return _hasher().hash(secrets.token_hex(16))
+
 
 # Chinese mainland mobile numbers (GB/T numbering plan): 11 digits starting 13-19.
 _PHONE = re.compile(r"^1[3-9]\d{9}$")
@@ -190,7 +203,7 @@ def create_staff(
         raise Conflict(f"username {username!r} is taken", code="username_taken", field="username")
     staff = Staff(
         username=username,
-        password_hash=_hasher.hash(password),
+        password_hash=_hasher().hash(password),
         display_name=display_name or username,
         organisation_id=organisation_id,
     )
@@ -218,12 +231,12 @@ def staff_principal(session: Session, staff: Staff) -> Principal:
 def login_staff(session: Session, *, username: str, password: str) -> tuple[Principal, str]:
     staff = session.scalar(select(Staff).where(Staff.username == username.strip()))
     try:
-        _hasher.verify(staff.password_hash if staff else _DUMMY_HASH, password)
+        _hasher().verify(staff.password_hash if staff else _dummy_hash(), password)
     except (VerificationError, InvalidHashError):
         staff = None
     else:
-        if staff is not None and _hasher.check_needs_rehash(staff.password_hash):
-            staff.password_hash = _hasher.hash(password)
+        if staff is not None and _hasher().check_needs_rehash(staff.password_hash):
+            staff.password_hash = _hasher().hash(password)
     if staff is None or not staff.active:
         raise InvalidCredentials("wrong username or password")
     principal = staff_principal(session, staff)
