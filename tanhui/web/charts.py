@@ -13,12 +13,13 @@ from markupsafe import Markup, escape
 
 PALETTE = ["#1f8a5b", "#5fb98a", "#a6d8b9", "#2f6f8f", "#8fbcd4", "#c9a227", "#b5651d", "#7a6fb0"]
 
-WIDTH = 640
+# A 480-unit-wide drawing: scaled to a 350 px phone column, 14-unit labels stay ~10 px tall.
+WIDTH = 480
 HEIGHT = 240
-LEFT = 56
-RIGHT = 12
-TOP = 16
-BOTTOM = 40
+LEFT = 70
+RIGHT = 10
+TOP = 14
+BOTTOM = 34
 
 Fmt = Callable[[int], str]
 
@@ -70,9 +71,9 @@ def _axes(top_value: int, fmt: Fmt) -> list[str]:
 
 
 def _x_labels(labels: Sequence[str], centre: Callable[[int], int]) -> list[str]:
-    step = max(1, (len(labels) + 7) // 8)  # at most ~8 labels: legible on a phone
+    step = max(1, (len(labels) + 4) // 5)  # at most ~5 labels: legible on a phone
     return [
-        f'<text x="{centre(i)}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle" class="axis">'
+        f'<text x="{centre(i)}" y="{HEIGHT - BOTTOM + 20}" text-anchor="middle" class="axis">'
         f"{escape(label)}</text>"
         for i, label in enumerate(labels)
         if i % step == 0

@@ -126,6 +126,8 @@ def browser() -> Iterator[Any]:
 def _shot(page: Any, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    if page.evaluate("document.documentElement.scrollHeight") > 2 * page.viewport_size["height"]:
+        page.screenshot(path=str(SHOTS / f"{name}-top.png"))  # a long page: its first screen too
 
 
 def _check_page(page: Any, lang: str) -> None:

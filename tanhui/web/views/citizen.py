@@ -126,6 +126,7 @@ def home(
     summary_fn = services.function("activity", "citizen_summary")
     context: dict[str, Any] = {"summary": None, "flash": flash(request)}
     if summary_fn is not None:
+        _ = i18n.translator(render.lang_of(request))
         summary = summary_fn(session, principal.id)
         this_month, last_month = _this_and_last_month(summary["monthly"])
         tree = equivalents.TREE_YEAR
@@ -138,7 +139,7 @@ def home(
             tree=tree,
             trees=tree.units(summary["total_mg"]),
             chart=charts.bar(
-                i18n.translator(render.lang_of(request))("Last 30 days"),
+                _("Last 30 days"),
                 [d["date"][5:] for d in daily],
                 [int(d["reduction_mg"]) for d in daily],
                 lambda mg: formatting.mass(mg, render.lang_of(request)),

@@ -27,6 +27,7 @@ from tanhui.methodology import service as methodology_service
 from tanhui.methodology.errors import MethodologyInvalid
 from tanhui.web import charts, formatting, i18n, render, security, services
 from tanhui.web.auth import safe_next, staff_page, web_principal
+from tanhui.web.views import public
 from tanhui.web.views.common import error_map, error_page, flash, form_data, to_int
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -87,17 +88,6 @@ def _day_start(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=get_settings().zone)
 
 
-def _total_reduction_mg(session: Session) -> int:
-    """Net CO2e credited to citizens: what the platform's CO2E_MG system accounts issued."""
-    return -sum(
-        b.balance
-        for b in ledger_service.balances(
-            session, owner_type=ledger_service.PLATFORM, owner_id=ledger_service.PLATFORM
-        )
-        if b.asset == ledger_service.CO2E_MG
-    )
-
-
 def dashboard_figures(session: Session, lang: str) -> dict[str, Any]:
     _ = i18n.translator(lang)
     days = _local_days(DASHBOARD_DAYS)
@@ -112,7 +102,7 @@ def dashboard_figures(session: Session, lang: str) -> dict[str, Any]:
     ]
     labels = [d.isoformat()[5:] for d in days]
     figures: dict[str, Any] = {
-        "total_mg": _total_reduction_mg(session),
+        "total_mg": public.total_reduction_mg(session),
         "points": mall_service.points_report(session),
         "points_chart": charts.line(
             _("Points issued and redeemed per day"),

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from tanhui.identity.principal import Principal
 from tanhui.kit.http import get_session
+from tanhui.ledger import service as ledger_service
 from tanhui.web import render, services
 from tanhui.web.auth import web_principal
 
@@ -17,10 +18,10 @@ router = APIRouter(include_in_schema=False)
 
 
 def platform_totals(session: Session) -> dict[str, Any]:
-    """Live figures from the parts that own them; None where the owning part is not there yet."""
+    """Live figures from the parts that own them; None where the owning part does not publish it."""
     totals: dict[str, Any] = {
         "participants": None,
-        "total_mg": None,
+        "total_mg": total_reduction_mg(session),
         "records": None,
         "credits_retired": None,
     }
@@ -28,12 +29,22 @@ def platform_totals(session: Session) -> dict[str, Any]:
     if summary is not None:
         figures = summary(session)
         totals["participants"] = figures.get("participants")
-        totals["total_mg"] = figures.get("total_mg")
         totals["records"] = figures.get("records")
-    retired = services.function("registry", "retired_total")
-    if retired is not None:
-        totals["credits_retired"] = retired(session)
+    registry_totals = services.function("registry", "totals")
+    if registry_totals is not None:
+        totals["credits_retired"] = registry_totals(session).get("retired")
     return totals
+
+
+def total_reduction_mg(session: Session) -> int:
+    """Net CO2e credited to citizens: what the platform's CO2E_MG system accounts issued."""
+    return -sum(
+        b.balance
+        for b in ledger_service.balances(
+            session, owner_type=ledger_service.PLATFORM, owner_id=ledger_service.PLATFORM
+        )
+        if b.asset == ledger_service.CO2E_MG
+    )
 
 
 @router.get("/", response_class=HTMLResponse)
