@@ -50,6 +50,12 @@ env.filters.update(
 )
 
 
+def _route_paths(request: Request) -> frozenset[str]:
+    app = request.scope.get("app")
+    routes = getattr(app, "routes", [])
+    return frozenset(str(getattr(r, "path", "")) for r in routes)
+
+
 def lang_of(request: Request) -> str:
     return i18n.pick(request.query_params.get("lang"), request.cookies.get(i18n.LANG_COOKIE))
 
@@ -84,6 +90,8 @@ def render(
             "form": {},
             "flash": None,
             "url_with": lambda **p: url_with(request, **p),
+            # Pages of parts built separately (projects, registry) are linked only once they exist.
+            "routes": _route_paths(request),
         }
         values.update(context or {})
         html = env.get_template(template).render(values)
