@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from tanhui.incentives.models import Award as AwardRow
@@ -37,6 +37,7 @@ DEFAULT_EXPIRY_YEARS = 1
 DEFAULT_FEN_PER_100_POINTS = 100
 
 _CHUNK = 500
+_CARRY: Table = Carry.__table__  # type: ignore[assignment]
 
 
 class PointsSpent(Conflict):
@@ -282,6 +283,49 @@ def _lock_carries(session: Session, citizen_ids: Sequence[int]) -> dict[int, Car
     return out
 
 
+def _lock_carry_rows(session: Session, citizen_ids: Sequence[int]) -> dict[int, list[int]]:
+    """The batch's carries as [carry_mg, total_mg, total_points], created at zero when new, locked
+    (PostgreSQL) in citizen-id order so two batches sharing citizens cannot deadlock. Core rows, not
+    ORM objects: a batch touches hundreds of carries and writes them back in one executemany."""
+    wanted = sorted(set(citizen_ids))
+    session.execute(
+        insert_ignore(session, _CARRY, ["citizen_id"]),
+        [{"citizen_id": c, "carry_mg": 0, "total_mg": 0, "total_points": 0} for c in wanted],
+    )
+    out: dict[int, list[int]] = {}
+    for start in range(0, len(wanted), _CHUNK):
+        stmt = (
+            select(_CARRY.c.citizen_id, _CARRY.c.carry_mg, _CARRY.c.total_mg, _CARRY.c.total_points)
+            .where(_CARRY.c.citizen_id.in_(wanted[start : start + _CHUNK]))
+            .order_by(_CARRY.c.citizen_id)
+        )
+        for c, carry_mg, total_mg, total_points in session.execute(for_update(session, stmt)):
+            out[c] = [carry_mg, total_mg, total_points]
+    return out
+
+
+def _write_carries(session: Session, carries: dict[int, list[int]]) -> None:
+    if not carries:
+        return
+    session.execute(
+        update(_CARRY)
+        .where(_CARRY.c.citizen_id == bindparam("c"))
+        .values(
+            carry_mg=bindparam("carry_mg"),
+            total_mg=bindparam("total_mg"),
+            total_points=bindparam("total_points"),
+        ),
+        [
+            {"c": c, "carry_mg": v[0], "total_mg": v[1], "total_points": v[2]}
+            for c, v in sorted(carries.items())
+        ],
+    )
+    # Carry objects an earlier revocation loaded in this session would now be stale.
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, Carry) and obj.citizen_id in carries:
+            session.expire(obj)
+
+
 def _existing_awards(session: Session, keys: Iterable[str]) -> dict[str, AwardRow]:
     unique = sorted(set(keys))
     out: dict[str, AwardRow] = {}
@@ -305,7 +349,7 @@ def award_points(session: Session, awards: Sequence[Award]) -> list[int]:
     for award in awards:
         _validate(award)
     hashes = [_award_hash(a) for a in awards]
-    carries = _lock_carries(session, [a.citizen_id for a in awards])
+    carries = _lock_carry_rows(session, [a.citizen_id for a in awards])
     existing = _existing_awards(session, (a.idempotency_key for a in awards))
     all_rules = rules(session)
 
@@ -324,6 +368,7 @@ def award_points(session: Session, awards: Sequence[Award]) -> list[int]:
         tuple[int, int, int, PointRule, date]
     ] = []  # (index, points, capped, rule, earned_on)
     seen: dict[str, int] = {}
+    changed: set[int] = set()
     for i, (award, digest) in enumerate(zip(awards, hashes, strict=True)):
         key = award.idempotency_key
         if key in existing:
@@ -337,23 +382,24 @@ def award_points(session: Session, awards: Sequence[Award]) -> list[int]:
             continue
         seen[key] = i
         rule = _pick(all_rules, award.earned_at)
-        carry = carries[award.citizen_id]
-        total = carry.carry_mg + award.reduction_mg
+        carry = carries[award.citizen_id]  # [carry_mg, total_mg, total_points]
+        total = carry[0] + award.reduction_mg
         points = total // rule.mg_per_point if total > 0 else 0
         budget = remaining_budget[award.campaign]
         granted = points if budget is None else min(points, budget)
         if budget is not None:
             remaining_budget[award.campaign] = budget - granted
         # Denied (capped) points are forfeited: the carry keeps only what is below one point.
-        carry.carry_mg = total - points * rule.mg_per_point if total > 0 else total
-        carry.total_mg += award.reduction_mg
-        carry.total_points += granted
+        carry[0] = total - points * rule.mg_per_point if total > 0 else total
+        carry[1] += award.reduction_mg
+        carry[2] += granted
+        changed.add(award.citizen_id)
         fresh.append((i, granted, points - granted, rule, local_day(award.earned_at)))
         results[i] = granted
 
     if fresh:
         _record_awards(session, awards, hashes, fresh)
-        session.flush()  # the carry rows changed above are written here, in citizen-id order
+        _write_carries(session, {c: carries[c] for c in changed})
     for i, award in enumerate(awards):
         if results[i] is None:
             results[i] = results[seen[award.idempotency_key]]
