@@ -3,12 +3,14 @@
     python -m bench.ingest [--quick]
 
 For each database (SQLite; PostgreSQL when reachable) it measures, in the same run and database:
-- raw: the same activity_record rows and journal rows (one CO2E transfer per batch with a posting per
-  citizen, one POINT transfer per record) inserted with plain executemany — the floor;
-- pipeline: `activity_service.ingest` in process, batches of 500 (records/s, peak traced memory);
+- raw: the same rows the pipeline stores per batch (records, the batch's CO2E and POINT transfers with
+  a posting per citizen, their trust-log queue rows, award rows, point lots) inserted with plain
+  executemany — the floor;
+- pipeline: `activity_service.ingest` in process, batches of 500 (records/s, max RSS);
 - http: uvicorn in a subprocess on 127.0.0.1 (1 worker on SQLite, `--workers 2` on PostgreSQL),
   4 concurrent httpx clients posting signed batches of 500 (records/s, p50/p99 batch latency);
-- stream (full run only): 2 million records through the pipeline, traced memory sampled on the way.
+- memory: a pass under tracemalloc (peak traced heap; 20k records quick, 200k full), and (full run
+  only) 2 million records streamed through the pipeline with the RSS sampled every 100k records.
 The last line is one JSON object with `ratio_to_raw` and `http_records_per_s` (SQLite) at its top.
 Benchmarks are not tests: nothing here asserts a timing.
 """
@@ -27,7 +29,7 @@ import threading
 import time
 import tracemalloc
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -41,13 +43,19 @@ from tanhui.activity.models import ActivityRecord
 from tanhui.identity import service as identity_service
 from tanhui.identity import signing
 from tanhui.identity.principal import PartnerPrincipal, Principal
+from tanhui.incentives.models import Award as AwardRow
+from tanhui.incentives.models import Lot
+from tanhui.kit import dialect
 from tanhui.kit.db import create_db_engine, make_session_factory, utcnow
 from tanhui.ledger import service as ledger_service
 from tanhui.ledger.models import Posting, Transfer
+from tanhui.ledger.service import CO2E_MG, POINT
+from tanhui.trust.models import QueuedLeaf
 
 BATCH = 500
 SCENARIOS = ("metro", "bus", "bike_share", "walking", "ev_trip")
 DISTANCE = {"metro": "12.4", "bus": "6.5", "bike_share": "2.8", "walking": "1.6", "ev_trip": "18"}
+RAW_CITIZEN = 1_000_000_000  # citizen ids of the raw baseline's awards and lots: no real citizen
 MINUTES = {"metro": 30, "bus": 25, "bike_share": 14, "walking": 20, "ev_trip": 22}
 
 
@@ -98,14 +106,20 @@ def setup(factory: sessionmaker[Session], citizens: int) -> tuple[dict[str, Any]
     return info, users
 
 
+TRIPS_PER_DAY = 20  # a citizen's trips per day in the benchmark, 35 minutes apart
+DAYS = 28  # spread over the last 28 days (records older than 30 days are refused)
+
+
 def records(users: list[str], start: int, n: int, tag: str) -> Iterator[dict[str, Any]]:
-    """Realistic trips of the last day; each citizen's trips take consecutive, disjoint slots."""
+    """Realistic trips of the last four weeks; each citizen's trips take consecutive, disjoint slots,
+    so records with distinct indexes never overlap (each pass of the benchmark takes its own index
+    range: a pass that re-used another's slots would measure overlap rejections, not crediting)."""
     base = datetime.now(UTC) - timedelta(hours=23)
     for i in range(start, start + n):
         user = users[i % len(users)]
-        slot = i // len(users)
+        slot = (i // len(users)) % (TRIPS_PER_DAY * DAYS)
         scenario = SCENARIOS[(i // 7) % len(SCENARIOS)]
-        begin = base + timedelta(minutes=35 * (slot % 38))  # 38 slots of 35 min fit in 23 h
+        begin = base - timedelta(days=slot // TRIPS_PER_DAY, minutes=-35 * (slot % TRIPS_PER_DAY))
         yield {
             "external_id": f"{tag}-{i}",
             "partner_user_id": user,
@@ -129,27 +143,43 @@ def principal(info: dict[str, Any]) -> PartnerPrincipal:
     )
 
 
+def _rss_mb() -> float:
+    """Current resident set size (Linux /proc; falls back to the peak elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def pipeline(
     factory: sessionmaker[Session],
     info: dict[str, Any],
     users: list[str],
     n: int,
     tag: str,
-    sample: list[int] | None = None,
+    sample: list[float] | None = None,
+    trace: bool = False,
+    first: int = 0,
 ) -> dict[str, Any]:
+    """`sample` collects the current RSS (MB) every 100k records; `trace` runs under tracemalloc
+    (several times slower: only in a memory pass, never in a throughput one)."""
     p = principal(info)
     statuses: dict[str, int] = {}
-    # tracemalloc slows Python several times over: only the memory run (sample given) traces.
-    if sample is not None:
+    traced: list[float] = []
+    if trace:
         tracemalloc.start()
     start = time.perf_counter()
     for offset in range(0, n, BATCH):
-        batch = list(records(users, offset, min(BATCH, n - offset), tag))
+        batch = list(records(users, first + offset, min(BATCH, n - offset), tag))
         with factory.begin() as session:
             for r in activity_service.ingest(session, p, batch):
                 statuses[r["status"]] = statuses.get(r["status"], 0) + 1
-        if sample is not None and (offset // BATCH) % 200 == 0:
-            sample.append(tracemalloc.get_traced_memory()[0])
+        if (offset // BATCH) % 200 == 0:
+            if sample is not None:
+                sample.append(round(_rss_mb(), 1))
+            if trace:
+                traced.append(round(tracemalloc.get_traced_memory()[0] / 2**20, 1))
     elapsed = time.perf_counter() - start
     out: dict[str, Any] = {
         "records": n,
@@ -158,7 +188,8 @@ def pipeline(
         "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "statuses": statuses,
     }
-    if sample is not None:
+    if trace:
+        out["traced_mb_samples"] = traced
         out["peak_traced_mb"] = round(tracemalloc.get_traced_memory()[1] / 2**20, 1)
         tracemalloc.stop()
     return out
@@ -167,32 +198,96 @@ def pipeline(
 def raw(
     factory: sessionmaker[Session], info: dict[str, Any], users: list[str], n: int, tag: str
 ) -> dict[str, Any]:
-    """The rows the pipeline writes, inserted directly: records, one CO2E transfer per batch with a
-    posting per citizen, one POINT transfer (2 postings) per record. The records carry no citizen
-    id, so they do not take cap room or trip spans from the pipeline's run that follows."""
+    """The rows the pipeline writes per batch, inserted directly with plain executemany — the floor:
+    - the records (with their transfer id and points already known);
+    - the batch's two transfers (CO2E credit, POINT award), each with a posting per citizen of the
+      batch plus the issuance posting;
+    - the two trust-log queue rows (one per transfer, leaf bytes of a realistic size);
+    - one award row per record (source, citizen, reduction, points, transfer id);
+    - the point lots, one upsert row per (citizen, day earned, expiry).
+    It skips what the pipeline reads and decides (bindings, rules, caps, overlaps, carries, balance
+    updates). The records carry no citizen id and the awards and lots name citizen ids no real
+    citizen has, so they take no cap room, trip spans or carry from the pipeline's run that follows.
+    Raw postings go to unbounded accounts: they bypass cached balances, which `ledger check` would
+    flag on bounded ones."""
     with factory.begin() as session:
-        # Unbounded accounts: raw postings bypass cached balances, which `ledger check` would flag.
-        co2 = {
-            n: ledger_service.open_account(
-                session,
-                owner_type="bench",
-                owner_id=n,
-                asset=ledger_service.CO2E_MG,
-                bounded=False,
+        co2 = [
+            ledger_service.open_account(
+                session, owner_type="bench", owner_id=k, asset=CO2E_MG, bounded=False
             ).id
-            for n in range(len(users))
-        }
-        issuance = ledger_service.platform_account(session, ledger_service.CO2E_MG, "bench-raw").id
-        points = ledger_service.platform_account(session, ledger_service.POINT, "bench-raw").id
-        points_b = ledger_service.platform_account(session, ledger_service.POINT, "bench-raw-b").id
-    account_ids = list(co2.values())
+            for k in range(len(users))
+        ]
+        pts = [
+            ledger_service.open_account(
+                session, owner_type="bench", owner_id=k, asset=POINT, bounded=False
+            ).id
+            for k in range(len(users))
+        ]
+        co2_issuance = ledger_service.platform_account(session, CO2E_MG, "bench-raw").id
+        pts_issuance = ledger_service.platform_account(session, POINT, "bench-raw").id
+        upsert_lots = dialect.upsert_add(
+            session,
+            Lot.__table__,  # type: ignore[arg-type]
+            ["citizen_id", "earned_on", "expires_on"],
+            ["points", "remaining"],
+        )
+    leaf = b"\x00" * 40 + json.dumps({"postings": [[1, "POINT", 10]] * BATCH}).encode()
     start = time.perf_counter()
     for offset in range(0, n, BATCH):
         batch = list(records(users, offset, min(BATCH, n - offset), tag))
         with factory.begin() as session:
             now = utcnow()
+            ids = (
+                session.execute(
+                    insert(Transfer).returning(Transfer.id, sort_by_parameter_order=True),
+                    [
+                        {
+                            "idempotency_key": f"{tag}-{kind}-{offset}",
+                            "request_hash": "0" * 64,
+                            "kind": "raw",
+                            "metadata": {"partner_id": info["partner_id"], "records": len(batch)},
+                            "created_at": now,
+                        }
+                        for kind in ("co2", "points")
+                    ],
+                )
+                .scalars()
+                .all()
+            )
+            owners = sorted({(offset + k) % len(users) for k in range(len(batch))})
+            postings = []
+            for tid, asset, issuance, accounts, amount in (
+                (ids[0], CO2E_MG, co2_issuance, co2, 27_000),
+                (ids[1], POINT, pts_issuance, pts, 2),
+            ):
+                postings.append(
+                    {
+                        "transfer_id": tid,
+                        "account_id": issuance,
+                        "asset_code": asset,
+                        "amount": -amount * len(owners),
+                    }
+                )
+                postings += [
+                    {
+                        "transfer_id": tid,
+                        "account_id": accounts[o],
+                        "asset_code": asset,
+                        "amount": amount,
+                    }
+                    for o in owners
+                ]
+            session.execute(insert(Posting.__table__), postings)  # type: ignore[arg-type]
+            session.execute(
+                insert(QueuedLeaf.__table__),  # type: ignore[arg-type]
+                [
+                    {"kind": "ledger.transfer", "ref": str(t), "leaf": leaf, "queued_at": now}
+                    for t in ids
+                ],
+            )
             rows = []
-            for _k, r in enumerate(batch):
+            awards = []
+            for k, r in enumerate(batch):
                 s = datetime.fromisoformat(r["started_at"])
                 rows.append(
                     {
@@ -208,14 +303,14 @@ def raw(
                         "evidence": None,
                         "methodology_id": "m",
                         "methodology_version": "1",
-                        "computed_mg": 1000,
-                        "reduction_mg": 1000,
-                        "points": 0,
+                        "computed_mg": 27_000,
+                        "reduction_mg": 27_000,
+                        "points": 2,
                         "status": "credited",
                         "code": None,
                         "detail": None,
                         "review_reasons": None,
-                        "transfer_id": None,
+                        "transfer_id": ids[0],
                         "reversal_transfer_id": None,
                         "received_at": now,
                         "decided_at": now,
@@ -223,46 +318,44 @@ def raw(
                         "issued_ref": None,
                     }
                 )
+                awards.append(
+                    {
+                        "idempotency_key": f"{tag}-a-{offset + k}",
+                        "request_hash": "0" * 64,
+                        "citizen_id": RAW_CITIZEN + (offset + k) % len(users),
+                        "source": f"{tag}-a-{offset + k}",
+                        "campaign": "base",
+                        "reduction_mg": 27_000,
+                        "mg_per_point": 10_000,
+                        "points": 2,
+                        "capped_points": 0,
+                        "earned_at": s,
+                        "lot_id": None,
+                        "transfer_id": ids[1],
+                        "revoked": False,
+                        "revoked_points": 0,
+                        "revoke_transfer_id": None,
+                        "created_at": now,
+                    }
+                )
             session.execute(insert(ActivityRecord.__table__), rows)  # type: ignore[arg-type]
-            keys = [f"{tag}-c-{offset}"] + [f"{tag}-p-{offset}-{k}" for k in range(len(batch))]
-            ids = (
-                session.execute(
-                    insert(Transfer).returning(Transfer.id, sort_by_parameter_order=True),
-                    [
-                        {
-                            "idempotency_key": key,
-                            "request_hash": "0" * 64,
-                            "kind": "raw",
-                            "metadata": {},
-                            "created_at": now,
-                        }
-                        for key in keys
-                    ],
-                )
-                .scalars()
-                .all()
+            session.execute(insert(AwardRow.__table__), awards)  # type: ignore[arg-type]
+            today = now.date()
+            session.execute(
+                upsert_lots,
+                [
+                    {
+                        "citizen_id": RAW_CITIZEN + o,
+                        "earned_on": today,
+                        "expires_on": date(today.year + 1, 12, 31),
+                        "points": 2,
+                        "remaining": 2,
+                        "expired": 0,
+                        "created_at": now,
+                    }
+                    for o in owners
+                ],
             )
-            citizens = account_ids[: min(len(batch), len(account_ids))]
-            postings = [
-                {
-                    "transfer_id": ids[0],
-                    "account_id": issuance,
-                    "asset_code": "CO2E_MG",
-                    "amount": -1000 * len(citizens),
-                }
-            ]
-            postings += [
-                {"transfer_id": ids[0], "account_id": a, "asset_code": "CO2E_MG", "amount": 1000}
-                for a in citizens
-            ]
-            for tid in ids[1:]:
-                postings.append(
-                    {"transfer_id": tid, "account_id": points, "asset_code": "POINT", "amount": -1}
-                )
-                postings.append(
-                    {"transfer_id": tid, "account_id": points_b, "asset_code": "POINT", "amount": 1}
-                )
-            session.execute(insert(Posting.__table__), postings)  # type: ignore[arg-type]
     elapsed = time.perf_counter() - start
     return {"records": n, "seconds": round(elapsed, 2), "records_per_s": round(n / elapsed)}
 
@@ -274,7 +367,7 @@ def _free_port() -> int:
 
 
 def http(
-    url: str, info: dict[str, Any], users: list[str], n: int, tag: str, workers: int
+    url: str, info: dict[str, Any], users: list[str], n: int, tag: str, workers: int, first: int
 ) -> dict[str, Any]:
     port = _free_port()
     env = {**os.environ, "TANHUI_DATABASE_URL": url, "TANHUI_LOG_LEVEL": "WARNING"}
@@ -306,11 +399,14 @@ def http(
             except httpx.HTTPError:
                 time.sleep(0.1)
         bodies = [
-            json.dumps({"records": list(records(users, o, min(BATCH, n - o), tag))}).encode()
+            json.dumps(
+                {"records": list(records(users, first + o, min(BATCH, n - o), tag))}
+            ).encode()
             for o in range(0, n, BATCH)
         ]
         latencies: list[float] = []
         errors: list[int] = []
+        statuses: dict[str, int] = {}
         lock = threading.Lock()
         path = "/v1/partner/activities"
 
@@ -330,6 +426,9 @@ def http(
                         latencies.append(took)
                         if response.status_code != 200:
                             errors.append(response.status_code)
+                        else:
+                            for status, count in response.json()["counts"].items():
+                                statuses[status] = statuses.get(status, 0) + count
 
         threads = [threading.Thread(target=client, args=(bodies[k::4],)) for k in range(4)]
         start = time.perf_counter()
@@ -348,6 +447,7 @@ def http(
         "records_per_s": round(n / elapsed),
         "batches": len(latencies),
         "errors": len(errors),
+        "statuses": statuses,
         "api_processes": workers,
         "p50_batch_ms": round(statistics.median(latencies) * 1000, 1),
         "p99_batch_ms": round(
@@ -365,11 +465,17 @@ def run(name: str, url: str, quick: bool) -> dict[str, Any]:
     out["raw"] = raw(factory, info, users, n, "raw")
     out["pipeline"] = pipeline(factory, info, users, n, "pipe")
     out["ratio_to_raw"] = round(out["pipeline"]["records_per_s"] / out["raw"]["records_per_s"], 3)
-    out["http"] = http(url, info, users, n, "http", 1 if name == "sqlite" else 2)
+    out["http"] = http(url, info, users, n, "http", 1 if name == "sqlite" else 2, first=n)
+    # Memory, in passes of their own: RSS sampled every 100k records (no slowdown), and a shorter
+    # run under tracemalloc for the Python heap's peak.
+    if name == "sqlite":
+        out["memory_traced"] = pipeline(
+            factory, info, users, 20_000 if quick else 200_000, "traced", trace=True, first=2 * n
+        )
     if not quick and name == "sqlite":
-        samples: list[int] = []
-        stream = pipeline(factory, info, users, 2_000_000, "stream", samples)
-        stream["traced_mb_samples"] = [round(s / 2**20, 1) for s in samples]
+        samples: list[float] = []
+        stream = pipeline(factory, info, users, 2_000_000, "stream", samples, first=2 * n + 200_000)
+        stream["rss_mb_samples"] = samples
         out["stream"] = stream
     with factory.begin() as session:
         out["ledger_check_problems"] = len(ledger_service.check(session))
@@ -396,6 +502,17 @@ def main() -> None:
                 "http_records_per_s": sqlite["http"]["records_per_s"],
                 "pipeline_records_per_s": sqlite["pipeline"]["records_per_s"],
                 "raw_records_per_s": sqlite["raw"]["records_per_s"],
+                "peak_traced_mb": sqlite["memory_traced"]["peak_traced_mb"],
+                "max_rss_mb": sqlite["pipeline"]["max_rss_mb"],
+                "postgresql": {
+                    "ratio_to_raw": results["postgresql"]["ratio_to_raw"],
+                    "http_records_per_s": results["postgresql"]["http"]["records_per_s"],
+                    "api_processes": results["postgresql"]["http"]["api_processes"],
+                }
+                if "postgresql" in results
+                else None,
+                "stream_rss_mb_samples": sqlite.get("stream", {}).get("rss_mb_samples"),
+                "load_average_at_end": os.getloadavg()[0],
                 "quick": args.quick,
                 "databases": results,
             }
