@@ -55,4 +55,4 @@ def token_for(request: Request) -> str:
 def check(request: Request, submitted: str | None) -> None:
     cookie = request.cookies.get(CSRF_COOKIE)
     if not (valid(cookie) and submitted and hmac.compare_digest(cookie or "", submitted)):
-        raise CsrfFailed("The form expired or came from another site; reload the page and retry")
+        raise CsrfFailed("The form expired or came from another site; reload the page and retry.")

@@ -204,6 +204,7 @@ class TestLogin:
         page = client.post("/login/code", data={security.CSRF_FIELD: csrf(client), "phone": "12"})
         assert page.status_code == 422
         assert 'id="e-phone"' in page.text
+        assert "请输入 11 位中国大陆手机号" in page.text  # the code's message, in the page's language
 
     def test_next_cannot_leave_the_site(self, client):
         page = client.get("/login?next=https://evil.example/")

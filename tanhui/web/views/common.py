@@ -48,10 +48,50 @@ async def form_data(request: Request) -> dict[str, str]:
     return values
 
 
+ERROR_TEXT: dict[str, str] = {
+    # Services speak English with stable codes; the pages say the common ones in the reader's
+    # language. An unknown code shows the service's own message.
+    "invalid_phone": N_("Enter an 11-digit mainland China mobile number."),
+    "invalid_otp": N_("The code is wrong or has expired; request a new one."),
+    "otp_rate_limited": N_("Too many codes were requested for this number; try again later."),
+    "invalid_credentials": N_("The username or password is wrong."),
+    "citizen_erased": N_("This account was deleted."),
+    "insufficient_points": N_("You do not have enough points for this."),
+    "insufficient_funds": N_("You do not have enough points for this."),
+    "out_of_stock": N_("Sold out."),
+    "limit_reached": N_("You reached the limit for this reward."),
+    "reward_not_available": N_("This reward is not on sale now."),
+    "not_eligible": N_("This reward is not available to you."),
+    "reward_not_found": N_("This reward does not exist."),
+    "order_not_found": N_("This order does not exist."),
+    "order_state": N_("This order can no longer be changed."),
+    "record_not_found": N_("This record does not exist."),
+    "binding_not_found": N_("This link does not exist."),
+    "redirect_uri_not_registered": N_("The app sent you from an address it did not register."),
+    "scenario_not_approved": N_("The app is not approved for these activities."),
+    "partner_user_bound_elsewhere": N_(
+        "This app account is linked to another person, who must revoke it first."
+    ),
+    "partner_not_found": N_("This app is not a partner of the platform."),
+    "partner_suspended": N_("This app is suspended."),
+    "missing_role": N_("Your account may not do this."),
+    "csrf_failed": N_("The form expired or came from another site; reload the page and retry."),
+    "not_in_review": N_("This record was already decided."),
+    "methodology_version_exists": N_(
+        "This version already exists; give the new one another version."
+    ),
+    "scenario_mismatch": N_("This methodology is for another scenario."),
+    "unknown_scenario": N_("Unknown scenario."),
+    "invalid_scenarios": N_("Unknown or empty scenarios."),
+    "idempotency_conflict": N_("This form was already sent with other values; reload the page."),
+}
+
+
 def error_map(request: Request, exc: TanhuiError) -> dict[str, str]:
-    """{field: message}; "" is the form-level slot. Message translated when the catalogue knows it."""
+    """{field: message}; "" is the form-level slot. Known codes are said in the page's language."""
     _ = i18n.translator(render.lang_of(request))
-    return {exc.field or "": _(exc.message)}
+    text = ERROR_TEXT.get(exc.code)
+    return {exc.field or "": _(text) if text else _(exc.message)}
 
 
 def error_page(
@@ -60,7 +100,7 @@ def error_page(
     return render.render(
         request,
         "error.html",
-        {"message": error_map(request, exc)[exc.field or ""], "code": exc.code, "back": back},
+        {"message": next(iter(error_map(request, exc).values())), "code": exc.code, "back": back},
         status_code=exc.status_code,
         principal=principal,
     )
