@@ -8,7 +8,17 @@ from fastapi.staticfiles import StaticFiles
 
 from tanhui.web import render, security
 from tanhui.web.auth import LoginRequired
-from tanhui.web.views import account, citizen, common, console, docs, mall, public
+from tanhui.web.views import (
+    account,
+    citizen,
+    common,
+    console,
+    docs,
+    mall,
+    projects,
+    public,
+    registry,
+)
 
 routers: list[APIRouter] = [
     public.router,
@@ -17,6 +27,8 @@ routers: list[APIRouter] = [
     mall.router,
     account.router,
     console.router,
+    projects.router,
+    registry.router,
 ]
 
 
