@@ -22,6 +22,7 @@ CONSOLE_PAGES = [
     "/console/partners",
     "/console/mall",
     "/console/ledger",
+    "/logout",  # last: it ends the session
 ]
 
 
@@ -204,7 +205,9 @@ class TestLogin:
         page = client.post("/login/code", data={security.CSRF_FIELD: csrf(client), "phone": "12"})
         assert page.status_code == 422
         assert 'id="e-phone"' in page.text
-        assert "请输入 11 位中国大陆手机号" in page.text  # the code's message, in the page's language
+        assert (
+            "请输入 11 位中国大陆手机号" in page.text
+        )  # the code's message, in the page's language
 
     def test_next_cannot_leave_the_site(self, client):
         page = client.get("/login?next=https://evil.example/")
@@ -337,3 +340,51 @@ class TestConsole:
     def test_citizen_cannot_use_console(self, client, world):
         login_as(client, world.citizen.token)
         assert client.get("/console", follow_redirects=False).status_code == 303
+
+
+POSTS = [
+    "/login/code",
+    "/login",
+    "/console/login",
+    "/mall/rewards/{reward}",
+    "/mall/orders/1/cancel",
+    "/me/apps/1/revoke",
+    "/authorize",
+    "/me/privacy/delete",
+    "/me/privacy/delete/confirm",
+    "/console/review/{review}",
+    "/console/methodologies/upload",
+    "/console/methodologies/publish",
+    "/console/partners",
+    "/console/mall/rewards/1/active",
+    "/console/ledger",
+    "/logout",  # last: it ends the session
+]
+JUNK = [
+    {},
+    {
+        "quantity": "-1",
+        "phone": "x" * 5000,
+        "code": "🙂",
+        "decision": "maybe",
+        "effective_from": "2026-02-30",
+        "scenarios": ",,,",
+        "confirm": "",
+        "active": "2",
+        "next": "//evil.example",
+        "partner_id": "1e9",
+        "toml_text": "[[[",
+        "reason": " ",
+    },
+]
+
+
+@pytest.mark.parametrize("junk", JUNK)
+def test_no_form_post_answers_500(client, world, operator, junk):
+    """Whatever a form sends, signed in as a citizen or an operator, the answer is never a 500."""
+    for token in (world.citizen.token, operator.token):
+        login_as(client, token)
+        for path in POSTS:
+            url = path.format(reward=world.reward.id, review=world.review_id)
+            page = client.post(url, data={security.CSRF_FIELD: csrf(client), **junk})
+            assert page.status_code < 500, (url, page.status_code, page.text[:500])
