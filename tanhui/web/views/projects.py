@@ -56,6 +56,15 @@ def flash(request: Request) -> dict[str, str] | None:
     return common.flash(request)
 
 
+def clean(values: dict[str, str]) -> dict[str, str]:
+    """Form and query text without NUL characters, which PostgreSQL text cannot hold."""
+    return {k: v.replace("\x00", "") for k, v in values.items()}
+
+
+def query(request: Request, name: str, limit: int) -> str:
+    return (request.query_params.get(name) or "").replace("\x00", "").strip()[:limit]
+
+
 def _require(principal: Principal) -> None:
     if not principal.has_role(*PROJECT_ROLES):
         raise projects_service.NotAllowed(
@@ -245,7 +254,7 @@ async def create_project(
     session: Session = Depends(get_session),
     principal: Principal = Depends(staff_page),
 ) -> Response:
-    data = await form_data(request)
+    data = clean(await form_data(request))
     keys = (
         "name",
         "project_type",
@@ -388,7 +397,7 @@ async def project_action(
     session: Session = Depends(get_session),
     principal: Principal = Depends(staff_page),
 ) -> Response:
-    data = await form_data(request)
+    data = clean(await form_data(request))
     action = data.get("action", "")
     form = {"reason": data.get("reason", ""), "verifier_org_id": data.get("verifier_org_id", "")}
     try:
@@ -444,7 +453,8 @@ async def upload_document(
         raw, filename, content_type = b"", "", ""
         if upload is not None and not isinstance(upload, str):
             raw = await upload.read(projects_service.MAX_DOCUMENT_BYTES + 1)
-            filename, content_type = upload.filename or "", upload.content_type or ""
+            filename = (upload.filename or "").replace("\x00", "")
+            content_type = upload.content_type or ""
     try:
         project = _visible_project(session, principal, to_int(project_id))
     except TanhuiError as exc:
@@ -506,7 +516,7 @@ async def file_report(
     principal: Principal = Depends(staff_page),
 ) -> Response:
     async with request.form() as posted:  # closes the upload's temporary file
-        values = {k: v for k, v in posted.items() if isinstance(v, str)}
+        values = clean({k: v for k, v in posted.items() if isinstance(v, str)})
         security.check(request, values.get(security.CSRF_FIELD))
         upload = posted.get("readings")
         raw: bytes | None = None
@@ -665,7 +675,7 @@ async def report_decide(
     session: Session = Depends(get_session),
     principal: Principal = Depends(staff_page),
 ) -> Response:
-    data = await form_data(request)
+    data = clean(await form_data(request))
     form = {k: data.get(k, "") for k in ("corrected_kwh", "comment", "reason", "idempotency_key")}
     try:
         project = _visible_project(session, principal, to_int(project_id))

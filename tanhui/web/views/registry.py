@@ -22,7 +22,7 @@ from tanhui.registry.models import RegistryAccount
 from tanhui.web import charts, formatting, i18n, render
 from tanhui.web.auth import staff_page, web_principal
 from tanhui.web.views.common import error_map, error_page, form_data, to_int
-from tanhui.web.views.projects import flash, kw_text, org_name
+from tanhui.web.views.projects import clean, flash, kw_text, org_name, query
 
 router = APIRouter(include_in_schema=False)
 
@@ -80,7 +80,7 @@ def public_projects(
     session: Session = Depends(get_session),
     principal: Principal | None = Depends(web_principal),
 ) -> HTMLResponse:
-    q = (request.query_params.get("q") or "").strip()[:100] or None
+    q = query(request, "q", 100) or None
     projects = projects_service.list_projects(session, status="registered", q=q, limit=PAGE)
     return render.render(
         request,
@@ -134,7 +134,7 @@ def public_batches(
     session: Session = Depends(get_session),
     principal: Principal | None = Depends(web_principal),
 ) -> HTMLResponse:
-    q = (request.query_params.get("q") or "").strip()[:64]
+    q = query(request, "q", 64)
     batches = registry_service.list_batches(session, q=q or None, limit=PAGE)
     return render.render(
         request,
@@ -201,7 +201,7 @@ def public_retirements(
     session: Session = Depends(get_session),
     principal: Principal | None = Depends(web_principal),
 ) -> HTMLResponse:
-    q = (request.query_params.get("q") or "").strip()[:200]
+    q = query(request, "q", 200)
     purpose = request.query_params.get("purpose") or None
     if purpose not in registry_service.PURPOSES:
         purpose = None
@@ -227,7 +227,7 @@ def public_retirement(
     principal: Principal | None = Depends(web_principal),
 ) -> HTMLResponse:
     try:
-        if len(retirement_no) > 32:
+        if len(retirement_no) > 32 or "\x00" in retirement_no:
             raise registry_service.RetirementNotFound("no such retirement", field="retirement_no")
         r = registry_service.get_retirement(session, retirement_no)
     except TanhuiError as exc:
@@ -338,7 +338,7 @@ async def account_operation(
     session: Session = Depends(get_session),
     principal: Principal = Depends(staff_page),
 ) -> Response:
-    data = await form_data(request)
+    data = clean(await form_data(request))
     names = (
         "account_id",
         "batch_id",
