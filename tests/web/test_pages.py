@@ -22,7 +22,6 @@ CONSOLE_PAGES = [
     "/console/partners",
     "/console/mall",
     "/console/ledger",
-    "/logout",  # last: it ends the session
 ]
 
 
