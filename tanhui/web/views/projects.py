@@ -83,11 +83,15 @@ def kw_text(capacity_w: int | None) -> str | None:
 def _visible_project(session: Session, principal: Principal, project_id: int | None) -> Project:
     """The project if the actor is its owner, verifier or the operator; else "not found"."""
     if project_id is None:
-        raise projects_service.ProjectNotFound("this project does not exist", field="project_id")
+        raise projects_service.ProjectNotFound(
+            N_("this project does not exist"), field="project_id"
+        )
     project = projects_service.get_project(session, project_id)
     if not projects_service.capacities(principal, project):
         # Unregistered projects are private; do not confirm they exist.
-        raise projects_service.ProjectNotFound("this project does not exist", field="project_id")
+        raise projects_service.ProjectNotFound(
+            N_("this project does not exist"), field="project_id"
+        )
     return project
 
 
@@ -210,7 +214,7 @@ def new_project(
     principal: Principal = Depends(staff_page),
 ) -> HTMLResponse:
     if not principal.has_role("project_owner"):
-        exc = projects_service.NotAllowed("only project owners register projects", field=None)
+        exc = projects_service.NotAllowed(N_("only project owners register projects"), field=None)
         return error_page(request, exc, principal, back="/console/projects")
     return _new_page(request, session, principal)
 
@@ -219,7 +223,7 @@ def parse_date(value: str | None, field: str) -> date:
     try:
         return date.fromisoformat((value or "").strip())
     except ValueError:
-        raise InvalidInput("a date like 2026-01-31", field=field) from None
+        raise InvalidInput(N_("a date like 2026-01-31"), field=field) from None
 
 
 def parse_kw(value: str | None, field: str) -> int | None:
@@ -230,19 +234,19 @@ def parse_kw(value: str | None, field: str) -> int | None:
     try:
         kw = Decimal(text)
     except InvalidOperation:
-        raise InvalidInput("a number of kW, e.g. 800 or 12.5", field=field) from None
+        raise InvalidInput(N_("a number of kW, e.g. 800 or 12.5"), field=field) from None
     if not kw.is_finite() or kw <= 0 or kw > Decimal("10000000"):
-        raise InvalidInput("a positive number of kW", field=field)
+        raise InvalidInput(N_("a positive number of kW"), field=field)
     watts = kw * 1000
     if watts != watts.to_integral_value():
-        raise InvalidInput("at most three decimals (1 W)", field=field)
+        raise InvalidInput(N_("at most three decimals (1 W)"), field=field)
     return int(watts)
 
 
 def _text(data: dict[str, str], name: str, *, required: bool = True) -> str:
     value = data.get(name, "").strip()
     if required and not value:
-        raise InvalidInput("this field is required", field=name)
+        raise InvalidInput(N_("this field is required"), field=name)
     if len(value) > TEXT_LIMITS[name]:
         raise InvalidInput(f"at most {TEXT_LIMITS[name]} characters", field=name)
     return value
@@ -270,7 +274,7 @@ async def create_project(
     try:
         methodology_id, _, version = form["methodology"].partition("@")
         if not methodology_id or not version:
-            raise InvalidInput("choose a methodology", field="methodology")
+            raise InvalidInput(N_("choose a methodology"), field="methodology")
         project = projects_service.create_project(
             session,
             principal,
@@ -407,12 +411,12 @@ async def project_action(
     pid = project.id
     try:
         if action not in projects_service.PROJECT_TRANSITIONS:
-            raise InvalidInput("choose an action", field="action")
+            raise InvalidInput(N_("choose an action"), field="action")
         verifier_org = None
         if action == "assign_verifier":
             verifier_org = to_int(form["verifier_org_id"])
             if verifier_org is None:
-                raise InvalidInput("choose a verifier organisation", field="verifier_org_id")
+                raise InvalidInput(N_("choose a verifier organisation"), field="verifier_org_id")
         if len(form["reason"]) > MAX_REASON:
             raise InvalidInput(f"at most {MAX_REASON} characters", field="reason")
         projects_service.transition(
@@ -462,7 +466,7 @@ async def upload_document(
     pid = project.id
     try:
         if not raw and not filename:
-            raise InvalidInput("choose a file", field="file")
+            raise InvalidInput(N_("choose a file"), field="file")
         projects_service.add_document(
             session, principal, pid, filename=filename, content_type=content_type, data=raw
         )
@@ -491,9 +495,9 @@ def parse_kwh(value: str | None, field: str) -> str:
     try:
         kwh = Decimal(text)
     except InvalidOperation:
-        raise InvalidInput("a number of kWh, e.g. 98500 or 1234.5", field=field) from None
+        raise InvalidInput(N_("a number of kWh, e.g. 98500 or 1234.5"), field=field) from None
     if not kwh.is_finite() or kwh <= 0 or kwh > Decimal("1000000000"):
-        raise InvalidInput("a positive number of kWh", field=field)
+        raise InvalidInput(N_("a positive number of kWh"), field=field)
     return format(kwh, "f")
 
 
@@ -535,7 +539,7 @@ async def file_report(
         inputs: dict[str, Any] = {}
         if raw is not None:
             if len(raw) > projects_service.MAX_DOCUMENT_BYTES:
-                raise InvalidInput("the CSV is larger than 10 MB", field="readings")
+                raise InvalidInput(N_("the CSV is larger than 10 MB"), field="readings")
         else:
             inputs[energy_input(session, project)] = parse_kwh(form["kwh"], "kwh")
         report = projects_service.file_report(
@@ -590,10 +594,10 @@ def _factors(trace: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
 
 def _report_of(session: Session, project: Project, report_id: int | None) -> Report:
     if report_id is None:
-        raise projects_service.ReportNotFound("this report does not exist", field="report_id")
+        raise projects_service.ReportNotFound(N_("this report does not exist"), field="report_id")
     report = projects_service.get_report(session, report_id)
     if report.project_id != project.id:
-        raise projects_service.ReportNotFound("this report does not exist", field="report_id")
+        raise projects_service.ReportNotFound(N_("this report does not exist"), field="report_id")
     return report
 
 
@@ -681,7 +685,7 @@ async def report_decide(
         project = _visible_project(session, principal, to_int(project_id))
         report = _report_of(session, project, to_int(report_id))
         if decision not in ("verify", "approve", "reject"):
-            raise projects_service.ReportNotFound("no such action", field="decision")
+            raise projects_service.ReportNotFound(N_("no such action"), field="decision")
     except TanhuiError as exc:
         return error_page(request, exc, principal, back="/console/projects")
     pid, rid = project.id, report.id
@@ -692,7 +696,7 @@ async def report_decide(
                 energy = energy_input(session, project)
                 corrected = {energy: parse_kwh(form["corrected_kwh"], "corrected_kwh")}
             if len(form["comment"]) > 1000:
-                raise InvalidInput("at most 1000 characters", field="comment")
+                raise InvalidInput(N_("at most 1000 characters"), field="comment")
             projects_service.verify_report(
                 session, principal, rid, corrected_inputs=corrected, comment=form["comment"]
             )
@@ -700,7 +704,7 @@ async def report_decide(
             # The report id keys the issuance (a second approval answers with the same batch);
             # the form's key only makes a double submit visibly the same request.
             if not form["idempotency_key"].strip():
-                raise InvalidInput("reload the page and retry", field="idempotency_key")
+                raise InvalidInput(N_("reload the page and retry"), field="idempotency_key")
             projects_service.approve_report(session, principal, rid)
         else:
             if len(form["reason"]) > MAX_REASON:

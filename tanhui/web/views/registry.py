@@ -21,7 +21,7 @@ from tanhui.registry import service as registry_service
 from tanhui.registry.models import RegistryAccount
 from tanhui.web import charts, formatting, i18n, render
 from tanhui.web.auth import staff_page, web_principal
-from tanhui.web.views.common import error_map, error_page, form_data, to_int
+from tanhui.web.views.common import N_, error_map, error_page, form_data, to_int
 from tanhui.web.views.projects import clean, flash, kw_text, org_name, query
 
 router = APIRouter(include_in_schema=False)
@@ -101,12 +101,12 @@ def public_project(
     try:
         if pid is None:
             raise projects_service.ProjectNotFound(
-                "this project does not exist", field="project_id"
+                N_("this project does not exist"), field="project_id"
             )
         project = projects_service.get_project(session, pid)
         if project.status != "registered":  # only registered projects are public
             raise projects_service.ProjectNotFound(
-                "this project does not exist", field="project_id"
+                N_("this project does not exist"), field="project_id"
             )
     except TanhuiError as exc:
         return error_page(request, exc, principal, back="/registry/projects")
@@ -171,7 +171,7 @@ def public_batch(
     bid = to_int(batch_id)
     try:
         if bid is None:
-            raise registry_service.BatchNotFound("this batch does not exist", field="batch_id")
+            raise registry_service.BatchNotFound(N_("this batch does not exist"), field="batch_id")
         batch = registry_service.batch_view(session, bid)
     except TanhuiError as exc:
         return error_page(request, exc, principal, back="/registry/batches")
@@ -228,7 +228,9 @@ def public_retirement(
 ) -> HTMLResponse:
     try:
         if len(retirement_no) > 32 or "\x00" in retirement_no:
-            raise registry_service.RetirementNotFound("no such retirement", field="retirement_no")
+            raise registry_service.RetirementNotFound(
+                N_("no such retirement"), field="retirement_no"
+            )
         r = registry_service.get_retirement(session, retirement_no)
     except TanhuiError as exc:
         return error_page(request, exc, principal, back="/registry/retirements")
@@ -267,7 +269,7 @@ def _account_page(
 ) -> HTMLResponse:
     accounts = _accounts_for(session, principal)
     if not accounts:
-        exc = InvalidInput("you belong to no organisation with a registry account", field=None)
+        exc = InvalidInput(N_("you belong to no organisation with a registry account"), field=None)
         return error_page(request, exc, principal, back="/console")
     chosen = next((a for a in accounts if a.id == account_id), accounts[0])
     holdings = registry_service.holdings(session, account_id=chosen.id)
@@ -320,14 +322,14 @@ def _receiver(session: Session, form: dict[str, str]) -> int:
     if org:
         org_id = to_int(org)
         if org_id is None:
-            raise InvalidInput("an organisation number", field="to_org")
+            raise InvalidInput(N_("an organisation number"), field="to_org")
         try:
             return registry_service.account_for_organisation(session, org_id).id
         except NotFound:
-            raise InvalidInput("no such organisation", field="to_org") from None
+            raise InvalidInput(N_("no such organisation"), field="to_org") from None
     account_id = to_int(form.get("to_account_id"))
     if account_id is None:
-        raise InvalidInput("choose the receiving account", field="to_org")
+        raise InvalidInput(N_("choose the receiving account"), field="to_org")
     return account_id
 
 
@@ -355,18 +357,18 @@ async def account_operation(
     account_id = to_int(form["account_id"])
     try:
         if operation not in ("transfer", "retire", "cancel"):
-            raise NotFound("no such operation", field="operation")
+            raise NotFound(N_("no such operation"), field="operation")
         if account_id is None:
-            raise InvalidInput("choose an account", field="account_id")
+            raise InvalidInput(N_("choose an account"), field="account_id")
         batch_id = to_int(form["batch_id"])
         if batch_id is None:
-            raise InvalidInput("choose a batch", field="batch_id")
+            raise InvalidInput(N_("choose a batch"), field="batch_id")
         quantity = to_int(form["quantity"])
         if quantity is None:
-            raise InvalidInput("a whole number of credits", field="quantity")
+            raise InvalidInput(N_("a whole number of credits"), field="quantity")
         key = form["idempotency_key"].strip()[:200]
         if not key:
-            raise InvalidInput("reload the page and retry", field="idempotency_key")
+            raise InvalidInput(N_("reload the page and retry"), field="idempotency_key")
         if operation == "transfer":
             registry_service.transfer(
                 session,
