@@ -253,3 +253,13 @@ class TestErrors:
                 assert ('lang="zh-CN"' if lang == "zh" else 'lang="en"') in page.text
         login_as(client, c.owner.token)
         assert client.get(f"/console/projects/new?lang={lang}").status_code == 200
+
+    def test_status_filter(self, client, session, c):
+        project = registered_project(session, c)
+        login_as(client, c.operator.token)
+        page = client.get("/console/projects?status=registered").text
+        assert '<option value="registered" selected>' in page
+        assert f'href="/console/projects/{project.id}"' in page
+        page = client.get("/console/projects?status=draft").text
+        assert f'href="/console/projects/{project.id}"' not in page
+        assert client.get("/console/projects?status=%00nonsense").status_code == 200

@@ -168,7 +168,7 @@ def project_list(
         {
             "projects": projects,
             "owners": {p.id: org_name(session, p.owner_org_id, cache) for p in projects},
-            "status": status,
+            "current_status": status,
             "statuses": projects_service.PROJECT_STATUSES,
             "can_create": principal.has_role("project_owner")
             and principal.organisation_id is not None,
