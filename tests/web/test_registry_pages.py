@@ -228,3 +228,23 @@ class TestAccount:
         assert _post(client, "/console/registry/explode", {}).status_code == 404
         page = _post(client, "/console/registry/retire", {"account_id": "x"})
         assert page.status_code == 422
+
+
+def test_nul_characters_never_reach_the_database(client, session, issued):
+    login_as(client, issued.c.owner.token)
+    page = client.get("/console/registry").text
+    done = _post(
+        client,
+        "/console/registry/retire",
+        {
+            "account_id": str(issued.owner_account),
+            "batch_id": str(issued.batch_id),
+            "quantity": "1",
+            "purpose": "voluntary",
+            "beneficiary": "绿\x00色",
+            "note": "\x00",
+            "idempotency_key": _key(page, "retire"),
+        },
+    )
+    assert done.status_code == 303, done.text[:1000]
+    assert registry_service.list_retirements(session)[0].beneficiary == "绿色"
