@@ -2,11 +2,17 @@
 
 Design
 - One row per record a partner pushed (`activity_record`), whatever its outcome: credited, rejected,
-  held for review, reversed. `(partner_id, external_id)` is unique: a record is inserted with
-  `INSERT ... ON CONFLICT DO NOTHING`, so the same batch sent twice, or by two processes at once, stores
-  and credits each record once; the records the insert did not take are duplicates and the caller gets
-  their stored outcome. Records refused as malformed (`invalid_record`) are not stored: nothing in them
-  can be trusted, and the partner may fix and resend them under the same external id.
+  held for review, reversed. `(partner_id, external_id)` is unique, so the same batch sent twice, or
+  by two processes at once, stores and credits each record once; the records found stored already are
+  duplicates and the caller gets their stored outcome. How the insert guarantees it differs by
+  database, in one place (`service._allocate_ids`): SQLite serialises writers (BEGIN IMMEDIATE), so
+  the batch's one `SELECT ... IN` of its external ids stays true until commit, ids follow max(id), and
+  the rows are written complete (transfer id and points included) by a plain executemany after the
+  batch is credited. PostgreSQL takes the ids from the sequence (one statement), inserts with
+  `ON CONFLICT DO NOTHING` and learns which rows it stored by those ids (a concurrent batch cannot
+  hold them); the rest are duplicates, and the credited rows get their transfer id and points by one
+  bulk update. Records refused as malformed (`invalid_record`) are not stored: nothing in them can be
+  trusted, and the partner may fix and resend them under the same external id.
 - The record keeps the methodology id, version and inputs, not the calculation trace: methodology
   versions are immutable, so `record_detail` recomputes the trace on demand from (id, version, inputs,
   started_at). `computed_mg` is what the methodology gave; `reduction_mg` what was credited after the
@@ -19,10 +25,19 @@ Design
   trust log grow per batch, not per record). A partner reversal is its own transfer for the record's
   amount, citizen -> issuance, with the idempotency key `activity:reversal:<record id>`.
 - Points: one `incentives_service.award_points` Award per credited record (source `activity:<id>`),
-  so a reversal can revoke exactly what that record earned.
+  all in one call per batch: incentives posts ONE POINT transfer for the batch and keeps each award's
+  points in its award row, so a reversal can revoke exactly what that record earned (as a new
+  transfer). A batch therefore writes two ledger transfers, and two trust-log leaves, whatever its
+  size.
+- Overlaps: stored trips are read only for the batch's citizens and only in the batch's window,
+  `started_at` between (earliest start - MAX_SPAN) and the latest end, on the (citizen_id, started_at)
+  index, so the read does not grow with a citizen's history. That bound is why a record may span at
+  most 24 hours (`checks.MAX_SPAN`; longer ones are refused `invalid_duration`).
 - `activity_daily` holds running totals per (citizen, scenario, platform-time-zone day): the daily cap
-  reads them (one query per batch) and, on PostgreSQL, the batch locks the rows it will change in key
-  order before deciding, so two concurrent batches for one citizen cannot both use the same cap room.
+  reads them (one query per batch) and, on PostgreSQL, the batch creates and locks the rows it will
+  change in key order before deciding, so two concurrent batches for one citizen cannot both use the
+  same cap room; the batch's totals are then added by one `INSERT ... ON CONFLICT DO UPDATE SET
+  credited_mg = credited_mg + excluded.credited_mg` (`kit.dialect.upsert_add`).
 - `activity_rule` holds operator-changeable checks per scenario (`*` = all scenarios) as JSON params with
   an `effective_from`; the newest row in force is merged over the defaults shipped in `rules.py`.
 - `issued_ref` marks records whose reduction the registry aggregated into issued credits (set once by a

@@ -1,10 +1,11 @@
 """Activity use cases: partner ingestion, status, reversal, reconciliation, review, the citizen's account.
 
 The ingestion pipeline (`ingest`) judges a whole batch with a fixed number of queries, whatever its
-size: existing external ids, bindings, rules, daily totals (locked), stored overlapping spans; then one
-bulk insert of the records, one ledger transfer, one points award call, one bulk update. Every function
-flushes and never commits: the HTTP request (or CLI command) that calls it owns the transaction, so a
-batch is credited entirely or not at all.
+size: existing external ids, bindings, rules, daily totals (locked), stored overlapping spans in the
+batch's window; then the record insert, one CO2E ledger transfer, one points award call (itself one
+POINT transfer), one upsert of the daily totals. Every function flushes and never commits: the HTTP
+request (or CLI command) that calls it owns the transaction, so a batch is credited entirely or not
+at all.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Row, Table, bindparam, func, insert, select, tuple_, update
+from sqlalchemy import Row, Table, bindparam, func, insert, select, text, tuple_, update
 from sqlalchemy.orm import Session
 
 from tanhui.activity import checks
@@ -27,7 +28,7 @@ from tanhui.identity import service as identity_service
 from tanhui.identity.principal import PartnerPrincipal, Principal
 from tanhui.incentives import service as incentives_service
 from tanhui.kit.db import utcnow
-from tanhui.kit.dialect import for_update, insert_ignore, serialised_writers
+from tanhui.kit.dialect import for_update, insert_ignore, serialised_writers, upsert_add
 from tanhui.kit.errors import Conflict, InvalidInput, NotFound, TanhuiError
 from tanhui.kit.settings import get_settings
 from tanhui.ledger import service as ledger_service
@@ -400,7 +401,12 @@ def ingest(
         )
         row_index.append(p.index)
 
-    inserted = _insert(session, rows)
+    # SQLite: ids allocated, the batch credited, then the rows inserted complete (with their transfer
+    # id and points). PostgreSQL: the rows inserted first (a concurrent batch may take some external
+    # ids), the credit for those this transaction stored, then one bulk update.
+    serialised = serialised_writers(session)
+    allocated = _allocate_ids(session, rows)
+    inserted = allocated if serialised else _insert_new(session, rows, allocated)
     credited_rows: list[tuple[int, dict[str, Any]]] = []
     daily_delta: dict[tuple[int, str, date], list[int]] = defaultdict(lambda: [0, 0])
     for index, row in zip(row_index, rows, strict=True):
@@ -431,36 +437,26 @@ def ingest(
             key=f"activity:credit:{partner_id}:{credited_rows[0][0]}",
             meta={"partner_id": partner_id, "records": len(credited_rows)},
         )
-        session.execute(
-            update(_T)
-            .where(_T.c.id == bindparam("rid"))
-            .values(transfer_id=bindparam("tid"), points=bindparam("pts")),
-            [
-                {"rid": rid, "tid": transfer_id, "pts": pts}
-                for (rid, _), pts in zip(credited_rows, points, strict=True)
-            ],
-        )
+        if not serialised:
+            session.execute(
+                update(_T)
+                .where(_T.c.id == bindparam("rid"))
+                .values(transfer_id=bindparam("tid"), points=bindparam("pts")),
+                [
+                    {"rid": rid, "tid": transfer_id, "pts": pts}
+                    for (rid, _), pts in zip(credited_rows, points, strict=True)
+                ],
+            )
+        else:
+            for (_, row), pts in zip(credited_rows, points, strict=True):
+                row["transfer_id"], row["points"] = transfer_id, pts
         by_id = {rid: pts for (rid, _), pts in zip(credited_rows, points, strict=True)}
         for result in results:
             if result is not None and result["record_id"] in by_id:
                 result["points"] = by_id[result["record_id"]]
-    if daily_delta:
-        session.execute(
-            update(_D)
-            .where(
-                _D.c.citizen_id == bindparam("c"),
-                _D.c.scenario == bindparam("s"),
-                _D.c.day == bindparam("d"),
-            )
-            .values(
-                credited_mg=_D.c.credited_mg + bindparam("mg"),
-                records=_D.c.records + bindparam("n"),
-            ),
-            [
-                {"c": c, "s": s, "d": d, "mg": mg, "n": n}
-                for (c, s, d), (mg, n) in sorted(daily_delta.items())
-            ],
-        )
+    if serialised and rows:
+        session.execute(insert(_T), [{**row, "id": allocated[row["external_id"]]} for row in rows])
+    _bump_daily(session, {k: (v[0], v[1]) for k, v in daily_delta.items()})
 
     repeated = {i for i, _ in repeats}
     missing = [i for i, r in enumerate(results) if r is None and i not in repeated]
@@ -499,16 +495,22 @@ def _existing(
 def _lock_daily(
     session: Session, keys: Sequence[tuple[int, str, date]]
 ) -> dict[tuple[int, str, date], tuple[int, int]]:
-    """Running totals for the keys, created at zero when new and locked (PostgreSQL) in key order."""
+    """Running totals of the keys that have a row (absent = 0 so far), locked in key order.
+
+    On PostgreSQL the missing rows are created at zero first so that they too are locked: two
+    concurrent batches for one citizen then queue rather than both use the same cap room. SQLite's
+    writers are serialised, so there it is one SELECT; `_bump_daily` creates rows as it adds.
+    """
     if not keys:
         return {}
-    session.execute(
-        insert_ignore(session, _D, ["citizen_id", "scenario", "day"]),  # type: ignore[arg-type]
-        [
-            {"citizen_id": c, "scenario": s, "day": d, "credited_mg": 0, "records": 0}
-            for c, s, d in keys
-        ],
-    )
+    if not serialised_writers(session):
+        session.execute(
+            insert_ignore(session, _D, ["citizen_id", "scenario", "day"]),  # type: ignore[arg-type]
+            [
+                {"citizen_id": c, "scenario": s, "day": d, "credited_mg": 0, "records": 0}
+                for c, s, d in keys
+            ],
+        )
     out: dict[tuple[int, str, date], tuple[int, int]] = {}
     for start in range(0, len(keys), _CHUNK):
         chunk = keys[start : start + _CHUNK]
@@ -520,6 +522,19 @@ def _lock_daily(
         for c, s, d, mg, n in session.execute(for_update(session, stmt)):
             out[(c, s, d)] = (mg, n)
     return out
+
+
+def _bump_daily(session: Session, deltas: Mapping[tuple[int, str, date], tuple[int, int]]) -> None:
+    """Add (mg, records) to the running totals: one INSERT ... ON CONFLICT DO UPDATE for the batch."""
+    if not deltas:
+        return
+    session.execute(
+        upsert_add(session, _D, ["citizen_id", "scenario", "day"], ["credited_mg", "records"]),
+        [
+            {"citizen_id": c, "scenario": s, "day": d, "credited_mg": mg, "records": n}
+            for (c, s, d), (mg, n) in sorted(deltas.items())
+        ],
+    )
 
 
 def _stored_spans(session: Session, pending: Sequence[_Pending]) -> SpanIndex:
@@ -549,26 +564,56 @@ def _stored_spans(session: Session, pending: Sequence[_Pending]) -> SpanIndex:
     return index
 
 
-def _insert(session: Session, rows: Sequence[dict[str, Any]]) -> dict[str, int]:
-    """Insert what is new; external id -> record id of the rows this transaction inserted.
+def _allocate_ids(session: Session, rows: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """Record ids for the rows, allocated before the insert: external id -> id.
 
     The one place the two databases differ for records. SQLite serialises writers (BEGIN IMMEDIATE),
-    so the batch's earlier `_existing` SELECT is still true here: the rows are new, their ids can be
-    allocated after max(id) and written with a plain executemany (no conflict clause, no RETURNING).
-    On PostgreSQL a concurrent batch may insert the same external ids meanwhile: ON CONFLICT DO
-    NOTHING RETURNING tells which rows this transaction stored; the others are answered as duplicates.
+    so the batch's earlier `_existing` SELECT is still true at insert time: every row is new and its
+    id can follow max(id); the rows are then written complete by a plain executemany (no conflict
+    clause, no RETURNING, no later update). On PostgreSQL the ids come from the table's sequence
+    (one statement), so `_insert_new` needs no RETURNING either: psycopg re-parses a multi-row
+    INSERT ... RETURNING of 13,000 parameters on every batch, which cost more than the insert itself.
     """
     if not rows:
         return {}
     if serialised_writers(session):
         first = int(session.scalar(select(func.coalesce(func.max(_T.c.id), 0))) or 0) + 1
-        ids = {row["external_id"]: first + n for n, row in enumerate(rows)}
-        session.execute(insert(_T), [{**row, "id": ids[row["external_id"]]} for row in rows])
-        return ids
-    stmt = insert_ignore(session, _T, ["partner_id", "external_id"]).returning(  # type: ignore[arg-type]
-        _T.c.id, _T.c.external_id
+        return {row["external_id"]: first + n for n, row in enumerate(rows)}
+    ids = session.scalars(
+        text(
+            "SELECT nextval(pg_get_serial_sequence('activity_record', 'id')) "
+            "FROM generate_series(1, :n)"
+        ),
+        {"n": len(rows)},
+    ).all()
+    return {row["external_id"]: int(i) for row, i in zip(rows, ids, strict=True)}
+
+
+def _insert_new(
+    session: Session, rows: Sequence[dict[str, Any]], ids: Mapping[str, int]
+) -> dict[str, int]:
+    """PostgreSQL: insert what is new (ON CONFLICT DO NOTHING, a concurrent batch may have stored some
+    of these external ids); external id -> record id of the rows THIS transaction inserted, known by
+    the sequence values it allocated (no other transaction can hold them)."""
+    if not rows:
+        return {}
+    session.execute(
+        insert_ignore(session, _T, ["partner_id", "external_id"]),  # type: ignore[arg-type]
+        [{**row, "id": ids[row["external_id"]]} for row in rows],
     )
-    return {ext: rid for rid, ext in session.execute(stmt, list(rows))}
+    partner_id = rows[0]["partner_id"]
+    externals = [row["external_id"] for row in rows]
+    mine: dict[str, int] = {}
+    for start in range(0, len(externals), _CHUNK):
+        for rid, ext in session.execute(
+            select(_T.c.id, _T.c.external_id).where(
+                _T.c.partner_id == partner_id,
+                _T.c.external_id.in_(externals[start : start + _CHUNK]),
+            )
+        ):
+            if ids.get(ext) == rid:
+                mine[ext] = rid
+    return mine
 
 
 def _credit(
@@ -714,12 +759,7 @@ def reverse_record(
 
 
 def _add_daily(session: Session, citizen_id: int, scenario: str, day: date, mg: int) -> None:
-    _lock_daily(session, [(citizen_id, scenario, day)])
-    session.execute(
-        update(_D)
-        .where(_D.c.citizen_id == citizen_id, _D.c.scenario == scenario, _D.c.day == day)
-        .values(credited_mg=_D.c.credited_mg + mg)
-    )
+    _bump_daily(session, {(citizen_id, scenario, day): (mg, 0)})
 
 
 def reconciliation(session: Session, partner: PartnerPrincipal, day: date) -> dict[str, Any]:
@@ -809,7 +849,7 @@ def approve(session: Session, actor: Principal, record_id: int) -> dict[str, Any
     record = _locked_review(session, record_id)
     assert record.citizen_id is not None
     daily = _lock_daily(session, [(record.citizen_id, record.scenario, record.day)])
-    total = daily[(record.citizen_id, record.scenario, record.day)][0]
+    total = daily.get((record.citizen_id, record.scenario, record.day), (0, 0))[0]
     cap = _cap_of(session, record)
     credited, reached = checks.allocate_cap(total, record.computed_mg, cap)
     now = utcnow()
