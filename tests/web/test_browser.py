@@ -74,7 +74,9 @@ def _seed() -> list[str]:
     return [str(c["phone"]) for c in ranked[:8]]
 
 
-@pytest.fixture(scope="session")
+# Module scope: the server and the browser close when this module ends, so another module may start
+# its own (two live sync Playwright instances in one thread are not allowed).
+@pytest.fixture(scope="module")
 def site(backend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:  # type: ignore[no-untyped-def]
     import uvicorn
 
@@ -113,7 +115,7 @@ def site(backend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:  
             get_settings.cache_clear()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
