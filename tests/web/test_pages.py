@@ -387,3 +387,21 @@ def test_no_form_post_answers_500(client, world, operator, junk):
             url = path.format(reward=world.reward.id, review=world.review_id)
             page = client.post(url, data={security.CSRF_FIELD: csrf(client), **junk})
             assert page.status_code < 500, (url, page.status_code, page.text[:500])
+
+
+def test_operator_rotates_and_revokes_a_partner_key(client, session, world, operator):
+    login_as(client, operator.token)
+    rotated = client.post(
+        f"/console/partners/{world.partner.partner_id}/rotate",
+        data={security.CSRF_FIELD: csrf(client)},
+    )
+    assert rotated.status_code == 200 and 'id="new-secret"' in rotated.text
+    new_key = re.search(r"<dt>[^<]+</dt><dd><code>([^<]+)</code></dd>", rotated.text).group(1)
+    done = client.post(
+        f"/console/partners/keys/{new_key}/revoke",
+        data={security.CSRF_FIELD: csrf(client)},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303
+    keys = identity_service.partner_keys(session, world.partner.partner_id)
+    assert any(k.key_id == new_key and k.revoked_at is not None for k in keys)

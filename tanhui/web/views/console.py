@@ -470,6 +470,42 @@ async def partner_create(
     return _partners_page(request, session, principal, created=created)
 
 
+@router.post("/partners/{partner_id}/rotate", response_class=HTMLResponse)
+async def partner_rotate(
+    request: Request,
+    partner_id: str,
+    session: Session = Depends(get_session),
+    principal: Principal = Depends(staff_page),
+) -> Response:
+    await form_data(request)
+    pid = to_int(partner_id)
+    try:
+        if pid is None:
+            raise InvalidInput("no such partner", field="partner_id")
+        new_key = identity_service.rotate_key(session, principal, pid)
+    except TanhuiError as exc:
+        session.rollback()
+        return error_page(request, exc, principal, back="/console/partners")
+    # Shown once, like a new partner's first secret; the old keys stay valid for the grace period.
+    return _partners_page(request, session, principal, created=new_key)
+
+
+@router.post("/partners/keys/{key_id}/revoke", response_class=HTMLResponse)
+async def partner_key_revoke(
+    request: Request,
+    key_id: str,
+    session: Session = Depends(get_session),
+    principal: Principal = Depends(staff_page),
+) -> Response:
+    await form_data(request)
+    try:
+        identity_service.revoke_key(session, principal, key_id[:64])
+    except TanhuiError as exc:
+        session.rollback()
+        return error_page(request, exc, principal, back="/console/partners")
+    return render.redirect("/console/partners?done=saved")
+
+
 # --- mall ---------------------------------------------------------------------------------------
 
 
