@@ -405,3 +405,30 @@ def test_operator_rotates_and_revokes_a_partner_key(client, session, world, oper
     assert done.status_code == 303
     keys = identity_service.partner_keys(session, world.partner.partner_id)
     assert any(k.key_id == new_key and k.revoked_at is not None for k in keys)
+
+
+def test_operator_lists_a_reward_with_codes(client, session, operator):
+    from tanhui.mall import service as mall_service
+
+    merchant = identity_service.create_organisation(session, None, name="商户乙", kind="merchant")
+    session.flush()
+    login_as(client, operator.token)
+    data = {
+        security.CSRF_FIELD: csrf(client),
+        "category": "green_travel",
+        "kind": "coupon",
+        "title_zh": "公交券",
+        "title_en": "Bus ride",
+        "price_points": "20",
+        "face_value": "2.5",
+        "stock": "",
+        "codes": "3",
+        "merchant_org_id": str(merchant.id),
+    }
+    bad = client.post("/console/mall/rewards", data={**data, "face_value": "2.555"})
+    assert bad.status_code == 422 and 'id="e-face_value"' in bad.text
+    done = client.post("/console/mall/rewards", data=data, follow_redirects=False)
+    assert done.status_code == 303
+    reward = next(r for r in mall_service.list_rewards(session) if r.title_zh == "公交券")
+    assert reward.face_value_fen == 250
+    assert mall_service.available_codes(session, reward.id) == 3

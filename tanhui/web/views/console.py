@@ -5,6 +5,7 @@ management, ledger check. Every page calls the owning part's service, never its 
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -509,6 +510,42 @@ async def partner_key_revoke(
 # --- mall ---------------------------------------------------------------------------------------
 
 
+def _mall_page(
+    request: Request,
+    session: Session,
+    principal: Principal,
+    *,
+    errors: dict[str, str] | None = None,
+    form: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    _require(principal, "operator_admin", "merchant")
+    rewards = mall_service.list_rewards(session, include_inactive=True)
+    if not mall_service.is_operator(principal):
+        rewards = [r for r in rewards if r.merchant_org_id == principal.organisation_id]
+    lang = render.lang_of(request)
+    return render.render(
+        request,
+        "console/mall.html",
+        {
+            "rewards": rewards,
+            "codes": {r.id: mall_service.available_codes(session, r.id) for r in rewards},
+            "orders": mall_service.merchant_orders(session, principal, limit=30),
+            "points": mall_service.points_report(session),
+            "categories": [
+                (k, zh if lang == "zh" else en) for k, (zh, en) in mall_service.CATEGORIES.items()
+            ],
+            "kinds": mall_service.KINDS,
+            "is_operator": mall_service.is_operator(principal),
+            "errors": errors or {},
+            "form": form or {},
+            "flash": flash(request),
+        },
+        principal=principal,
+        status_code=status_code,
+    )
+
+
 @router.get("/mall", response_class=HTMLResponse)
 def mall(
     request: Request,
@@ -516,25 +553,78 @@ def mall(
     principal: Principal = Depends(staff_page),
 ) -> HTMLResponse:
     try:
-        _require(principal, "operator_admin", "merchant")
-        rewards = mall_service.list_rewards(session, include_inactive=True)
-        if not mall_service.is_operator(principal):
-            rewards = [r for r in rewards if r.merchant_org_id == principal.organisation_id]
-        orders = mall_service.merchant_orders(session, principal, limit=30)
+        return _mall_page(request, session, principal)
     except TanhuiError as exc:
         return error_page(request, exc, principal, back="/console")
-    return render.render(
-        request,
-        "console/mall.html",
-        {
-            "rewards": rewards,
-            "codes": {r.id: mall_service.available_codes(session, r.id) for r in rewards},
-            "orders": orders,
-            "points": mall_service.points_report(session),
-            "flash": flash(request),
-        },
-        principal=principal,
-    )
+
+
+def _fen(value: str, field: str) -> int | None:
+    """Yuan as typed ("12.5") to integer fen, exactly; empty is None."""
+    if not value.strip():
+        return None
+    try:
+        amount = Decimal(value.strip())
+    except InvalidOperation:
+        raise InvalidInput("an amount in yuan, e.g. 12.50", field=field) from None
+    if not amount.is_finite() or amount < 0 or amount.as_tuple().exponent < -2:  # type: ignore[operator]
+        raise InvalidInput("an amount in yuan with at most 2 decimals", field=field)
+    return int(amount * 100)
+
+
+@router.post("/mall/rewards", response_class=HTMLResponse)
+async def reward_create(
+    request: Request,
+    session: Session = Depends(get_session),
+    principal: Principal = Depends(staff_page),
+) -> Response:
+    data = await form_data(request)
+    keys = (
+        "category", "kind", "title_zh", "title_en", "price_points", "face_value", "stock",
+        "codes", "merchant_org_id",
+    )  # fmt: skip
+    form = {k: data.get(k, "").strip() for k in keys}
+    try:
+        _require(principal, "operator_admin", "merchant")
+        price = to_int(form["price_points"])
+        if price is None or price <= 0:
+            raise InvalidInput("a whole number of points above 0", field="price_points")
+        stock = to_int(form["stock"]) if form["stock"] else None
+        if form["stock"] and (stock is None or stock < 0):
+            raise InvalidInput("a whole number, or empty for no limit", field="stock")
+        codes = to_int(form["codes"]) if form["codes"] else 0
+        if codes is None or codes < 0:
+            raise InvalidInput("a whole number of codes", field="codes")
+        merchant = to_int(form["merchant_org_id"]) if form["merchant_org_id"] else None
+        if mall_service.is_operator(principal) and merchant is None:
+            raise InvalidInput("the merchant organisation's number", field="merchant_org_id")
+        reward = mall_service.create_reward(
+            session,
+            principal,
+            merchant_org_id=merchant,
+            category=form["category"],
+            kind=form["kind"],
+            title_zh=form["title_zh"],
+            title_en=form["title_en"],
+            price_points=price,
+            face_value_fen=_fen(form["face_value"], "face_value"),
+            stock=stock,
+        )
+        if codes:
+            mall_service.generate_codes(session, principal, reward.id, codes)
+    except TanhuiError as exc:
+        session.rollback()
+        try:
+            return _mall_page(
+                request,
+                session,
+                principal,
+                errors=error_map(request, exc),
+                form=form,
+                status_code=exc.status_code,
+            )
+        except TanhuiError as denied:
+            return error_page(request, denied, principal, back="/console")
+    return render.redirect("/console/mall?done=created")
 
 
 @router.post("/mall/rewards/{reward_id}/active", response_class=HTMLResponse)
