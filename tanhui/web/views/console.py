@@ -90,6 +90,14 @@ def _day_start(day: date) -> datetime:
 
 
 def dashboard_figures(session: Session, lang: str) -> dict[str, Any]:
+    """The operator's platform figures.
+
+    Participants and reductions by day and scenario belong to the activity part, which does not
+    publish platform-wide figures yet; the page says so instead of guessing. When
+    `activity_service.platform_summary(session)` exists it is used, with this shape:
+    {"participants": int, "records": int, "total_mg": int,
+     "daily": [{"date": "2026-11-24", "by_scenario": {"metro": mg, ...}}, ...]}.
+    """
     _ = i18n.translator(lang)
     days = _local_days(DASHBOARD_DAYS)
     starts = [_day_start(d) for d in days] + [_day_start(days[-1] + timedelta(days=1))]
