@@ -15,7 +15,8 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,14 +93,22 @@ def project_site(backend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             get_settings.cache_clear()
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
+def _with_chromium(journey: Callable[[Any], None]) -> None:
+    """Run a journey with its own Chromium in a worker thread: test_browser.py's session-wide
+    Playwright may still be running on this thread, and Playwright's sync API allows one per thread."""
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
-        yield browser
-        browser.close()
+    def run() -> None:
+        from playwright.sync_api import sync_playwright
+
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+            try:
+                journey(browser)
+            finally:
+                browser.close()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(run).result()  # re-raises the journey's assertion errors here
 
 
 T = {"zh": {"verified": "已写入存证日志"}, "en": {"verified": "Verified in log at index"}}
@@ -122,10 +131,12 @@ def _click(page: Any, selector: str, url: str) -> None:
 
 
 @pytest.mark.parametrize(("width", "lang"), [("desk", "zh"), ("phone", "en")])
-def test_project_to_public_retirement(
-    project_site: ProjectSite, chromium: Any, width: str, lang: str
-) -> None:
-    site, tag = project_site, f"projects-{width}-{lang}"
+def test_project_to_public_retirement(project_site: ProjectSite, width: str, lang: str) -> None:
+    _with_chromium(lambda chromium: _journey(chromium, project_site, width, lang))
+
+
+def _journey(chromium: Any, site: ProjectSite, width: str, lang: str) -> None:
+    tag = f"projects-{width}-{lang}"
     owner = _login(chromium, site, "owner", width, lang)
     verifier = _login(chromium, site, "verifier", width, lang)
     operator = _login(chromium, site, "operator", width, lang)
