@@ -51,6 +51,10 @@ def create_app(session_factory: sessionmaker[Session] | None = None) -> FastAPI:
         version=__version__,
         description="Carbon inclusion (碳普惠) platform API. Errors are RFC 9457 problem documents.",
         openapi_url="/openapi.json",
+        # FastAPI's Swagger and ReDoc pages load their scripts from a CDN; nothing may be fetched at
+        # run time, so the API is described by /openapi.json and the partner guide at /docs/partners.
+        docs_url=None,
+        redoc_url=None,
         lifespan=trust_api.lifespan if session_factory is None else None,  # tests integrate by hand
     )
     app.state.session_factory = session_factory or default_session_factory()

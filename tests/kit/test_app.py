@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 import httpx
@@ -95,3 +96,20 @@ class TestTimestamps:
 
         with pytest.raises(ValueError, match="naive"):
             UTCDateTime().process_bind_param(datetime(2026, 1, 1), sqlite.dialect())
+
+
+@pytest.mark.parametrize(
+    "path", ["/", "/about", "/login", "/docs/partners", "/registry", "/console/login"]
+)
+def test_pages_load_nothing_from_the_internet(client: httpx.Client, path: str) -> None:
+    page = client.get(path)
+    assert page.status_code == 200
+    external = re.findall(
+        r'<(?:script|link|img|iframe)[^>]+(?:src|href)="(?:https?:)?//[^"]+"', page.text
+    )
+    assert external == []
+
+
+def test_cdn_backed_api_pages_are_off(client: httpx.Client) -> None:
+    assert client.get("/docs").status_code == 404
+    assert client.get("/redoc").status_code == 404
