@@ -9,7 +9,7 @@ For each database (SQLite; PostgreSQL when reachable) it measures, in the same r
 - pipeline: `activity_service.ingest` in process, batches of 500 (records/s, max RSS);
 - http: uvicorn in a subprocess on 127.0.0.1 (1 worker on SQLite, `--workers 2` on PostgreSQL),
   4 concurrent httpx clients posting signed batches of 500 (records/s, p50/p99 batch latency);
-- memory: a pass under tracemalloc (peak traced heap; 20k records quick, 200k full), and (full run
+- memory: a pass under tracemalloc (peak traced heap; 20k records quick, 100k full), and (full run
   only) 2 million records streamed through the pipeline with the RSS sampled every 100k records.
 The last line is one JSON object with `ratio_to_raw` and `http_records_per_s` (SQLite) at its top.
 Benchmarks are not tests: nothing here asserts a timing.
@@ -470,7 +470,7 @@ def run(name: str, url: str, quick: bool) -> dict[str, Any]:
     # run under tracemalloc for the Python heap's peak.
     if name == "sqlite":
         out["memory_traced"] = pipeline(
-            factory, info, users, 20_000 if quick else 200_000, "traced", trace=True, first=2 * n
+            factory, info, users, 20_000 if quick else 100_000, "traced", trace=True, first=2 * n
         )
     if not quick and name == "sqlite":
         samples: list[float] = []
