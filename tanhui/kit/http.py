@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -104,6 +104,15 @@ def install_error_handlers(app: FastAPI) -> None:
         # A race that lost to a concurrent writer (unique key, foreign key): the request can be retried.
         log.info("integrity conflict: %s", exc.orig)
         return problem(409, "conflict", "The request conflicts with the current state; retry it")
+
+    @app.exception_handler(DataError)
+    async def _data(_: Request, exc: DataError) -> JSONResponse:
+        # A value the database itself refuses (a NUL character in text on PostgreSQL, a number out
+        # of the column's range): the input was bad, and nothing was written.
+        log.info("data refused by the database: %s", exc.orig)
+        return problem(
+            422, "invalid_input", "A value is not acceptable (out of range or bad characters)"
+        )
 
     @app.exception_handler(OperationalError)
     async def _operational(_: Request, exc: OperationalError) -> JSONResponse:

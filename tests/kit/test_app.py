@@ -51,6 +51,10 @@ def probe_app(app: FastAPI) -> FastAPI:
             raise Conflict("taken", code="taken", field="amount")
         if body.amount == 500:
             raise RuntimeError("boom")
+        if body.amount == 422:
+            from sqlalchemy.exc import DataError
+
+            raise DataError("INSERT ...", {}, Exception("value out of range"))
         return {"amount": body.amount}
 
     app.include_router(router)
@@ -82,6 +86,10 @@ class TestErrors:
     def test_business_error_keeps_code_and_field(self, probe: httpx.Client) -> None:
         body = probe.post("/probe", json={"amount": 409}).json()
         assert (body["status"], body["code"], body["field"]) == (409, "taken", "amount")
+
+    def test_a_value_the_database_refuses_is_422(self, probe: httpx.Client) -> None:
+        body = probe.post("/probe", json={"amount": 422}).json()
+        assert (body["status"], body["code"]) == (422, "invalid_input")
 
     def test_unexpected_error_is_still_a_problem_document(self, probe: httpx.Client) -> None:
         response = probe.post("/probe", json={"amount": 500})
