@@ -114,6 +114,12 @@ def install_error_handlers(app: FastAPI) -> None:
             422, "invalid_input", "A value is not acceptable (out of range or bad characters)"
         )
 
+    @app.exception_handler(OverflowError)
+    async def _overflow(_: Request, exc: OverflowError) -> JSONResponse:
+        # SQLite's driver raises this (not a DataError) for an integer beyond 64 bits.
+        log.info("number out of range: %s", exc)
+        return problem(422, "invalid_input", "A number is out of range")
+
     @app.exception_handler(OperationalError)
     async def _operational(_: Request, exc: OperationalError) -> JSONResponse:
         text = str(exc.orig).lower()
