@@ -29,6 +29,8 @@ POSTGRES_URL = os.environ.get(
     "TANHUI_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 REQUIRE_POSTGRES = os.environ.get("TANHUI_REQUIRE_POSTGRES") == "1"
+REQUIRE_BROWSER = os.environ.get("TANHUI_REQUIRE_BROWSER") == "1"
+CHROMIUM = Path("/usr/bin/chromium")
 RUN_ID = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
 
 # Staff-password hashing at production cost takes ~0.1-0.4 s per hash; the suite creates hundreds.
@@ -43,6 +45,16 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "sqlite_only: run on SQLite only")
     config.addinivalue_line("markers", "postgresql_only: run on PostgreSQL only")
     config.addinivalue_line("markers", "browser: drives a real browser (Playwright + chromium)")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # Before any fixture starts a server or a browser for the module.
+    if item.get_closest_marker("browser") and not CHROMIUM.exists():
+        message = f"{CHROMIUM} not found (apt-get install chromium): browser tests skipped"
+        if REQUIRE_BROWSER:
+            pytest.fail(message + " — but TANHUI_REQUIRE_BROWSER=1")
+        pytest.skip(message)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

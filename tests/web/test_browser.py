@@ -42,7 +42,6 @@ ARGS = [
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.sqlite_only,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="chromium is not installed"),
 ]
 
 

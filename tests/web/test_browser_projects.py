@@ -38,7 +38,6 @@ from tests.web.test_browser import (
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.sqlite_only,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="chromium is not installed"),
 ]
 
 LOGINS = {
