@@ -24,6 +24,7 @@ from tanhui.activity import checks
 from tanhui.activity import rules as rules_mod
 from tanhui.activity.checks import Allocator, Record, RecordError, SpanIndex
 from tanhui.activity.models import ActivityDaily, ActivityRecord, ActivityRule
+from tanhui.activity.reports import platform_summary as platform_summary
 from tanhui.identity import service as identity_service
 from tanhui.identity.principal import PartnerPrincipal, Principal
 from tanhui.incentives import service as incentives_service

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
+from tanhui.activity import service as activity_service
 from tanhui.identity import service as identity_service
 from tanhui.identity.auth import SESSION_COOKIE, set_session_cookie
 from tanhui.identity.principal import Principal
@@ -18,7 +19,7 @@ from tanhui.kit.db import utcnow
 from tanhui.kit.errors import NotFound, TanhuiError
 from tanhui.kit.http import get_session
 from tanhui.kit.settings import get_settings
-from tanhui.web import charts, equivalents, formatting, i18n, render, services
+from tanhui.web import charts, equivalents, formatting, i18n, render
 from tanhui.web.auth import citizen_page, safe_next, web_principal
 from tanhui.web.views.common import error_map, error_page, flash, form_data, to_int
 
@@ -123,28 +124,26 @@ def home(
     session: Session = Depends(get_session),
     principal: Principal = Depends(citizen_page),
 ) -> HTMLResponse:
-    summary_fn = services.function("activity", "citizen_summary")
-    context: dict[str, Any] = {"summary": None, "flash": flash(request)}
-    if summary_fn is not None:
-        _ = i18n.translator(render.lang_of(request))
-        summary = summary_fn(session, principal.id)
-        this_month, last_month = _this_and_last_month(summary["monthly"])
-        tree = equivalents.TREE_YEAR
-        daily = summary["daily"]
-        context.update(
-            summary=summary,
-            this_month=this_month,
-            last_month=last_month,
-            change=formatting.change(this_month, last_month),
-            tree=tree,
-            trees=tree.units(summary["total_mg"]),
-            chart=charts.bar(
-                _("Last 30 days"),
-                [d["date"][5:] for d in daily],
-                [int(d["reduction_mg"]) for d in daily],
-                lambda mg: formatting.mass(mg, render.lang_of(request)),
-            ),
-        )
+    _ = i18n.translator(render.lang_of(request))
+    summary = activity_service.citizen_summary(session, principal.id)
+    this_month, last_month = _this_and_last_month(summary["monthly"])
+    tree = equivalents.TREE_YEAR
+    daily = summary["daily"]
+    context: dict[str, Any] = {
+        "flash": flash(request),
+        "summary": summary,
+        "this_month": this_month,
+        "last_month": last_month,
+        "change": formatting.change(this_month, last_month),
+        "tree": tree,
+        "trees": tree.units(summary["total_mg"]),
+        "chart": charts.bar(
+            _("Last 30 days"),
+            [d["date"][5:] for d in daily],
+            [int(d["reduction_mg"]) for d in daily],
+            lambda mg: formatting.mass(mg, render.lang_of(request)),
+        ),
+    }
     return render.render(request, "citizen/home.html", context, principal=principal)
 
 
@@ -154,16 +153,12 @@ def records(
     session: Session = Depends(get_session),
     principal: Principal = Depends(citizen_page),
 ) -> HTMLResponse:
-    list_fn = services.function("activity", "citizen_records")
     before = to_int(request.query_params.get("before"))
-    rows: list[dict[str, Any]] | None = None
-    more = False
-    if list_fn is not None:
-        fetched: list[dict[str, Any]] = list_fn(
-            session, principal.id, limit=PAGE + 1, before_id=before
-        )
-        more = len(fetched) > PAGE
-        rows = fetched[:PAGE]
+    fetched: list[dict[str, Any]] = activity_service.citizen_records(
+        session, principal.id, limit=PAGE + 1, before_id=before
+    )
+    more = len(fetched) > PAGE
+    rows = fetched[:PAGE]
     return render.render(
         request,
         "citizen/records.html",
@@ -179,9 +174,8 @@ def record(
     session: Session = Depends(get_session),
     principal: Principal = Depends(citizen_page),
 ) -> HTMLResponse:
-    detail_fn = services.function("activity", "record_detail")
     rid = to_int(record_id)
-    if detail_fn is None or rid is None:
+    if rid is None:
         return error_page(
             request,
             NotFound("this record does not exist", field="record_id"),
@@ -189,7 +183,7 @@ def record(
             back="/me/records",
         )
     try:
-        detail = detail_fn(session, principal.id, rid)
+        detail = activity_service.record_detail(session, principal.id, rid)
     except TanhuiError as exc:
         return error_page(request, exc, principal, back="/me/records")
     return render.render(request, "citizen/record.html", {"r": detail}, principal=principal)

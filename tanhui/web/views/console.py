@@ -26,7 +26,9 @@ from tanhui.ledger import service as ledger_service
 from tanhui.mall import service as mall_service
 from tanhui.methodology import service as methodology_service
 from tanhui.methodology.errors import MethodologyInvalid
-from tanhui.web import charts, formatting, i18n, render, security, services
+from tanhui.projects import service as projects_service
+from tanhui.registry import service as registry_service
+from tanhui.web import charts, formatting, i18n, render, security
 from tanhui.web.auth import safe_next, staff_page, web_principal
 from tanhui.web.views import public
 from tanhui.web.views.common import error_map, error_page, flash, form_data, to_int
@@ -92,11 +94,8 @@ def _day_start(day: date) -> datetime:
 def dashboard_figures(session: Session, lang: str) -> dict[str, Any]:
     """The operator's platform figures.
 
-    Participants and reductions by day and scenario belong to the activity part, which does not
-    publish platform-wide figures yet; the page says so instead of guessing. When
-    `activity_service.platform_summary(session)` exists it is used, with this shape:
-    {"participants": int, "records": int, "total_mg": int,
-     "daily": [{"date": "2026-11-24", "by_scenario": {"metro": mg, ...}}, ...]}.
+    Participants and reductions by day and scenario come from `activity_service.platform_summary`,
+    credits from the registry, projects by status from the projects part.
     """
     _ = i18n.translator(lang)
     days = _local_days(DASHBOARD_DAYS)
@@ -123,28 +122,18 @@ def dashboard_figures(session: Session, lang: str) -> dict[str, Any]:
         "credits": None,
         "projects": None,
     }
-    platform_fn = services.function("activity", "platform_summary")
-    if platform_fn is not None:
-        summary = platform_fn(session)
-        figures["platform"] = summary
-        by_day = summary.get("daily") or []
-        scenarios = sorted({s for d in by_day for s in (d.get("by_scenario") or {})})
-        if by_day:
-            figures["reduction_chart"] = charts.stacked(
-                _("Reductions by day and scenario"),
-                [str(d["date"])[5:] for d in by_day],
-                {
-                    s: [int((d.get("by_scenario") or {}).get(s, 0)) for d in by_day]
-                    for s in scenarios
-                },
-                lambda mg: formatting.mass(mg, lang),
-            )
-    totals_fn = services.function("registry", "totals")
-    if totals_fn is not None:
-        figures["credits"] = dict(totals_fn(session))
-    counts_fn = services.function("projects", "counts_by_status")
-    if counts_fn is not None:
-        figures["projects"] = counts_fn(session)
+    summary = activity_service.platform_summary(session)
+    figures["platform"] = summary
+    by_day = summary["daily"]
+    scenarios = sorted({s for d in by_day for s in d["by_scenario"]})
+    figures["reduction_chart"] = charts.stacked(
+        _("Reductions by day and scenario"),
+        [str(d["date"])[5:] for d in by_day],
+        {s: [int(d["by_scenario"].get(s, 0)) for d in by_day] for s in scenarios},
+        lambda mg: formatting.mass(mg, lang),
+    )
+    figures["credits"] = dict(registry_service.totals(session))
+    figures["projects"] = projects_service.counts_by_status(session)
     return figures
 
 

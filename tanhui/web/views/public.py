@@ -8,32 +8,26 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session
 
+from tanhui.activity import service as activity_service
 from tanhui.identity.principal import Principal
 from tanhui.kit.http import get_session
 from tanhui.ledger import service as ledger_service
-from tanhui.web import render, services
+from tanhui.registry import service as registry_service
+from tanhui.web import render
 from tanhui.web.auth import web_principal
 
 router = APIRouter(include_in_schema=False)
 
 
 def platform_totals(session: Session) -> dict[str, Any]:
-    """Live figures from the parts that own them; None where the owning part does not publish it."""
-    totals: dict[str, Any] = {
-        "participants": None,
+    """Live figures from the parts that own them."""
+    figures = activity_service.platform_summary(session, days=1)
+    return {
+        "participants": figures["participants"],
         "total_mg": total_reduction_mg(session),
-        "records": None,
-        "credits_retired": None,
+        "records": figures["records"],
+        "credits_retired": registry_service.totals(session).get("retired"),
     }
-    summary = services.function("activity", "platform_summary")
-    if summary is not None:
-        figures = summary(session)
-        totals["participants"] = figures.get("participants")
-        totals["records"] = figures.get("records")
-    registry_totals = services.function("registry", "totals")
-    if registry_totals is not None:
-        totals["credits_retired"] = registry_totals(session).get("retired")
-    return totals
 
 
 def total_reduction_mg(session: Session) -> int:
