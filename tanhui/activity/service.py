@@ -382,7 +382,7 @@ def ingest(
             detail = f"daily cap of {p.cap_mg} mg reached for {p.record.scenario}"
         elif outcome == "overlaps_other_record":
             detail = "another record of this citizen covers the same time"
-        elif credited < p.computed_mg:
+        elif outcome == CREDITED and credited < p.computed_mg:
             detail = f"credited up to the daily cap of {p.cap_mg} mg"
         rows.append(
             _row(

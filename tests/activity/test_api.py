@@ -191,6 +191,7 @@ def test_review_then_approve_and_reject(client, session, partner):
     assert queue.status_code == 200
     ids = [r["record_id"] for r in queue.json()]
     assert out[0]["record_id"] in ids and "speed_near_bound" in queue.json()[0]["review_reasons"]
+    assert all(r["detail"] is None or "cap" not in r["detail"] for r in queue.json())
     approved = client.post(f"/v1/review/records/{out[0]['record_id']}/approve", headers=headers)
     assert approved.status_code == 200, approved.text
     assert approved.json()["status"] == "credited"
