@@ -815,6 +815,16 @@ def flows(session: Session, *, since: datetime | None = None) -> dict[str, int]:
     }
 
 
+def issued_by_day(session: Session, *, first: date, last: date) -> dict[date, int]:
+    """Points issued per platform-time-zone earning day (net of revocations), from the dated lots."""
+    rows = session.execute(
+        select(Lot.earned_on, func.sum(Lot.points))
+        .where(Lot.earned_on >= first, Lot.earned_on <= last)
+        .group_by(Lot.earned_on)
+    )
+    return {day: int(points) for day, points in rows}
+
+
 def day_bounds(day: date) -> tuple[datetime, datetime]:
     zone = get_settings().zone
     start = datetime.combine(day, time(0), zone)

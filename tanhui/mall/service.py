@@ -839,6 +839,22 @@ def spent_points(
     return int(session.scalar(stmt) or 0)
 
 
+def spent_by_day(session: Session, *, first: date, last: date) -> dict[date, int]:
+    """Points spent on orders that stand, per platform-time-zone day the order was placed."""
+    start, _ = incentives_service.day_bounds(first)
+    _, end = incentives_service.day_bounds(last)
+    spent: dict[date, int] = {}
+    # Orders are few next to records; grouping by the local day in Python keeps the SQL portable.
+    for created_at, points in session.execute(
+        select(Order.created_at, Order.points).where(
+            Order.status.in_(OPEN), Order.created_at >= start, Order.created_at < end
+        )
+    ):
+        day = incentives_service.local_day(created_at)
+        spent[day] = spent.get(day, 0) + int(points)
+    return spent
+
+
 def economics(session: Session, *, today: date | None = None) -> dict[str, Any]:
     """The operator's view of what points cost: liability, expiry schedule, a redemption forecast."""
     today = today or incentives_service.local_day(utcnow())

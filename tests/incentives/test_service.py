@@ -208,3 +208,27 @@ def test_remainder_is_never_lost(session: Session, steps: list[tuple[int, int]])
     for c in citizens:
         assert total_points[c] == total_mg[c] // RATE
         assert incentives_service.points_balance(session, c) == total_points[c]
+
+
+def test_issued_by_day_follows_the_earning_day(session) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from tanhui.incentives import service as incentives_service
+    from tests.fixtures.identity import citizen
+
+    person = citizen(session)
+    earned = datetime.now(UTC) - timedelta(days=3)
+    incentives_service.award_points(
+        session,
+        [
+            incentives_service.Award(person.id, 250_000, earned, "test:by-day", "by-day-1"),
+            incentives_service.Award(
+                person.id, 100_000, datetime.now(UTC), "test:by-day-2", "by-day-2"
+            ),
+        ],
+    )
+    day = incentives_service.local_day(earned)
+    today = incentives_service.local_day(datetime.now(UTC))
+    issued = incentives_service.issued_by_day(session, first=day, last=today)
+    assert issued.get(day, 0) >= 25
+    assert issued.get(today, 0) >= 10

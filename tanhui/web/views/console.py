@@ -4,7 +4,7 @@ management, ledger check. Every page calls the owning part's service, never its 
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -87,10 +87,6 @@ def _local_days(n: int) -> list[date]:
     return [today - timedelta(days=k) for k in range(n - 1, -1, -1)]
 
 
-def _day_start(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=get_settings().zone)
-
-
 def dashboard_figures(session: Session, lang: str) -> dict[str, Any]:
     """The operator's platform figures.
 
@@ -99,15 +95,10 @@ def dashboard_figures(session: Session, lang: str) -> dict[str, Any]:
     """
     _ = i18n.translator(lang)
     days = _local_days(DASHBOARD_DAYS)
-    starts = [_day_start(d) for d in days] + [_day_start(days[-1] + timedelta(days=1))]
-    # flows(since) is cumulative: the day's issue is the difference of two cumulative figures.
-    issued_since = [incentives_service.flows(session, since=s)["issued"] for s in starts[:-1]]
-    issued_since.append(0)
-    issued = [issued_since[i] - issued_since[i + 1] for i in range(len(days))]
-    spent = [
-        mall_service.spent_points(session, start=starts[i], end=starts[i + 1])
-        for i in range(len(days))
-    ]
+    issued_on = incentives_service.issued_by_day(session, first=days[0], last=days[-1])
+    spent_on = mall_service.spent_by_day(session, first=days[0], last=days[-1])
+    issued = [issued_on.get(d, 0) for d in days]
+    spent = [spent_on.get(d, 0) for d in days]
     labels = [d.isoformat()[5:] for d in days]
     figures: dict[str, Any] = {
         "total_mg": public.total_reduction_mg(session),
