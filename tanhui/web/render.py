@@ -32,7 +32,31 @@ env = Environment(
 env.install_gettext_callables(  # type: ignore[attr-defined]
     i18n.jinja_gettext, i18n.jinja_ngettext, newstyle=False
 )
-env.globals.update(charts=charts, version=__version__)
+REWARD_ICONS = STATIC / "rewards"
+CATEGORY_ICONS = {
+    "green_travel": "metro.svg",
+    "daily_services": "coffee.svg",
+    "cultural_goods": "tote.svg",
+    "lucky_bags": "bag.svg",
+    "other_goods": "tree.svg",
+    "props": "prop.svg",
+}
+
+
+def reward_image(reward: Any) -> str:
+    """The reward's bundled icon when it names one that ships with the platform, else its category's.
+
+    Only names of files shipped under static/rewards are used: a page never loads an image from
+    elsewhere (nothing is fetched from the internet, and a merchant's URL could track citizens).
+    """
+    get = reward.get if isinstance(reward, dict) else lambda key: getattr(reward, key, None)
+    name = str(get("image") or "")
+    if not name or "/" in name or not (REWARD_ICONS / name).is_file():
+        name = CATEGORY_ICONS.get(str(get("category") or ""), "bag.svg")
+    return f"/static/rewards/{name}"
+
+
+env.globals.update(charts=charts, version=__version__, reward_image=reward_image)
 
 
 def _lang_filter(fn: Any) -> Any:

@@ -121,3 +121,14 @@ class TestFormatting:
     def test_change(self):
         assert fmt.change(110, 100) == 10
         assert fmt.change(5, 0) is None
+
+
+def test_reward_images_are_bundled_icons_only() -> None:
+    from tanhui.web.render import STATIC, reward_image
+
+    assert reward_image({"image": "metro.svg", "category": "props"}) == "/static/rewards/metro.svg"
+    # Unknown names, paths and URLs fall back to the category's bundled icon.
+    for image in ("missing.svg", "../secret.key", "https://tracker.example/pixel.png", ""):
+        url = reward_image({"image": image, "category": "daily_services"})
+        assert url == "/static/rewards/coffee.svg"
+        assert (STATIC / url.removeprefix("/static/")).is_file()
