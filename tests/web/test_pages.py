@@ -49,6 +49,31 @@ class TestCitizen:
         assert "Approximation" in page
         assert "<svg" in page
 
+    def test_home_shows_what_points_are_worth_and_warns_before_they_expire(
+        self, client, session, world
+    ):
+        from datetime import UTC, datetime, timedelta
+
+        from tanhui.incentives import service as incentives_service
+
+        # Points earned a year ago expire at the end of this year (the default rule).
+        earned = datetime.now(UTC) - timedelta(days=365)
+        incentives_service.award_points(
+            session,
+            [incentives_service.Award(world.citizen.id, 1_230_000, earned, "test:old", "old-1")],
+        )
+        session.flush()
+        points = incentives_service.points_summary(session, world.citizen.id)
+        first_expiry = points.expiring[0][0]
+        login_as(client, world.citizen.token)
+        page = client.get("/me?lang=en").text
+        assert re.search(r"worth ¥[\d.,]+", page)
+        soon = first_expiry <= datetime.now(UTC).date() + timedelta(days=59)
+        assert ('id="points-expiring"' in page) == soon
+        if soon:
+            assert f"expire on {first_expiry.isoformat()}" in page
+            assert "到期" in client.get("/me?lang=zh").text
+
     def test_record_shows_its_calculation(self, client, world):
         login_as(client, world.citizen.token)
         page = client.get(f"/me/records/{world.credited_id}?lang=en").text

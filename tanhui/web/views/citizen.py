@@ -15,6 +15,7 @@ from tanhui.identity import service as identity_service
 from tanhui.identity.auth import SESSION_COOKIE, set_session_cookie
 from tanhui.identity.principal import Principal
 from tanhui.identity.service import accounts as identity_accounts
+from tanhui.incentives import service as incentives_service
 from tanhui.kit.db import utcnow
 from tanhui.kit.errors import NotFound, TanhuiError
 from tanhui.kit.http import get_session
@@ -129,8 +130,14 @@ def home(
     this_month, last_month = _this_and_last_month(summary["monthly"])
     tree = equivalents.TREE_YEAR
     daily = summary["daily"]
+    points = incentives_service.points_summary(session, principal.id)
+    # Warn ahead of an expiry (Guangzhou saw most points lapse unredeemed): within the next 60 days.
+    horizon = utcnow().astimezone(get_settings().zone).date() + timedelta(days=60)
+    expiring = next(((d, n) for d, n in points.expiring if n > 0 and d <= horizon), None)
     context: dict[str, Any] = {
         "flash": flash(request),
+        "points": points,
+        "expiring": expiring,
         "summary": summary,
         "this_month": this_month,
         "last_month": last_month,
