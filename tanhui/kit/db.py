@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -64,6 +65,9 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+_BUSY_TIMEOUT_S = 10
+
+
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     # Take transaction control from pysqlite so that "begin" below really runs BEGIN IMMEDIATE.
     dbapi_connection.isolation_level = None
@@ -73,7 +77,9 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     )  # off by default in SQLite; our RESTRICT rules depend on it
     cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
     cursor.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; safe with WAL
-    cursor.execute("PRAGMA busy_timeout=10000")  # wait for the writer instead of failing at once
+    cursor.execute(
+        f"PRAGMA busy_timeout={_BUSY_TIMEOUT_S * 1000}"
+    )  # wait, rather than fail at once
     cursor.close()
 
 
@@ -81,6 +87,39 @@ def _sqlite_on_begin(connection: Any) -> None:
     # IMMEDIATE takes the write lock up front: a deferred transaction that reads then writes can fail
     # with SQLITE_BUSY without waiting, which would surface as spurious 503s under concurrent requests.
     connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _install_writer_queue(engine: Engine) -> None:
+    """Queue this process's SQLite transactions on a lock before BEGIN IMMEDIATE.
+
+    SQLite lets one writer in; the others wait in its busy handler, which polls with sleeps growing
+    to 100 ms, so under concurrent requests the database sits idle between writers and an unlucky
+    request (or the trust log's integrator thread) starves until it fails as "database is locked".
+    Threads of one process wait on this lock instead, and the next starts as soon as the previous
+    transaction ends; other processes still meet the busy handler. After the busy timeout the
+    transaction proceeds to BEGIN IMMEDIATE anyway, which then decides as before.
+    """
+    lock = threading.Lock()
+
+    def begin(connection: Any) -> None:
+        held = lock.acquire(timeout=_BUSY_TIMEOUT_S)
+        try:
+            _sqlite_on_begin(connection)
+        except BaseException:
+            if held:
+                lock.release()
+            raise
+        if held:
+            connection.info["tanhui_writer_lock"] = lock
+
+    def end(connection: Any) -> None:
+        held = connection.info.pop("tanhui_writer_lock", None)
+        if held is not None:
+            held.release()
+
+    event.listen(engine, "begin", begin)
+    event.listen(engine, "commit", end)
+    event.listen(engine, "rollback", end)
 
 
 def create_db_engine(url: str, **kwargs: Any) -> Engine:
@@ -92,7 +131,7 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
         kwargs.setdefault("connect_args", {"check_same_thread": False})
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_on_connect)
-        event.listen(engine, "begin", _sqlite_on_begin)
+        _install_writer_queue(engine)
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
