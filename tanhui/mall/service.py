@@ -14,12 +14,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any, Protocol
+from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
+from tanhui.identity.principal import Principal as Actor
 from tanhui.incentives import service as incentives_service
 from tanhui.kit.db import utcnow
 from tanhui.kit.dialect import for_update, insert_ignore
@@ -42,19 +43,6 @@ KINDS = ("coupon", "physical", "charity")
 REDEEMED = "redeemed"  # the platform POINT account redeemed points go to
 OPEN = ("placed", "fulfilled", "completed")
 MAX_QUANTITY = 10
-
-
-class Actor(Protocol):
-    """What the mall needs of identity's Principal."""
-
-    @property
-    def kind(self) -> str: ...
-    @property
-    def id(self) -> int: ...
-    @property
-    def roles(self) -> frozenset[str]: ...
-    @property
-    def organisation_id(self) -> int | None: ...
 
 
 class RewardNotFound(NotFound):

@@ -11,11 +11,12 @@ from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
+from tanhui.identity.principal import Principal as Actor
 from tanhui.kit.db import utcnow
 from tanhui.kit.dialect import for_update, insert_ignore
 from tanhui.kit.errors import Conflict, Forbidden, IdempotencyConflict, InvalidInput, NotFound
@@ -43,19 +44,6 @@ LIVE_STATUSES = ("active", "retired", "cancelled")
 
 PLATFORM_OWNER = ledger_service.PLATFORM
 _REGISTRY_LEDGER_NAME = "registry"  # the platform's own (bounded) holding account
-
-
-class Actor(Protocol):
-    """What the registry needs of a principal (tanhui.identity.auth.Principal satisfies it)."""
-
-    @property
-    def kind(self) -> str: ...
-    @property
-    def id(self) -> int: ...
-    @property
-    def roles(self) -> frozenset[str]: ...
-    @property
-    def organisation_id(self) -> int | None: ...
 
 
 class InsufficientCredits(Conflict):
