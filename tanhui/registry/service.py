@@ -593,17 +593,7 @@ def retire(
     )
     year = event.created_at.astimezone(get_settings().zone).year
     event.retirement_no = retirement_number(year, event.id)
-    _move(
-        session,
-        event,
-        account=holder,
-        block_id=block_id,
-        to_account_id=holder.id,
-        to_status="retired",
-    )
-    sink = ledger_service.platform_account(session, batch.asset_code, "retired")
-    _post(session, event, batch, _ledger_account_id(session, holder, batch.asset_code), sink.id)
-    _log(session, event, batch)
+    _take_out_of_circulation(session, event, batch, holder, block_id=block_id, status="retired")
     return event
 
 
@@ -648,18 +638,27 @@ def cancel(
         idempotency_key=key,
         request_hash=digest,
     )
+    _take_out_of_circulation(session, event, batch, holder, block_id=block_id, status="cancelled")
+    return event
+
+
+def _take_out_of_circulation(
+    session: Session,
+    event: Event,
+    batch: Batch,
+    holder: RegistryAccount,
+    *,
+    block_id: int | None,
+    status: str,
+) -> None:
+    """Retirement and cancellation alike: the holder's blocks take the status, the credits move to
+    the platform's ledger account of the same name, and the event becomes a trust-log leaf."""
     _move(
-        session,
-        event,
-        account=holder,
-        block_id=block_id,
-        to_account_id=holder.id,
-        to_status="cancelled",
+        session, event, account=holder, block_id=block_id, to_account_id=holder.id, to_status=status
     )
-    sink = ledger_service.platform_account(session, batch.asset_code, "cancelled")
+    sink = ledger_service.platform_account(session, batch.asset_code, status)
     _post(session, event, batch, _ledger_account_id(session, holder, batch.asset_code), sink.id)
     _log(session, event, batch)
-    return event
 
 
 # --- personal aggregation --------------------------------------------------------------------------
