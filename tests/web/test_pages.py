@@ -457,3 +457,33 @@ def test_operator_lists_a_reward_with_codes(client, session, operator):
     reward = next(r for r in mall_service.list_rewards(session) if r.title_zh == "公交券")
     assert reward.face_value_fen == 250
     assert mall_service.available_codes(session, reward.id) == 3
+
+
+def test_merchant_writes_a_code_off_at_the_till_once(client, session):
+    from tanhui.mall import service as mall_service
+    from tests.fixtures.identity import citizen
+    from tests.fixtures.incentives import give_points
+    from tests.fixtures.mall import merchant, reward
+
+    shop = merchant(session)
+    coupon = reward(session, shop)
+    buyer = citizen(session)
+    give_points(session, buyer.id, 100)
+    order = mall_service.place_order(
+        session, buyer.principal, reward_id=coupon.id, idempotency_key="till-1"
+    )
+    code = order.codes[0]
+    session.flush()
+    login_as(client, shop.user.token)
+
+    empty = client.post("/console/mall/write-off?lang=en", data={security.CSRF_FIELD: csrf(client)})
+    assert empty.status_code == 422 and 'id="e-code"' in empty.text
+    done = client.post(
+        "/console/mall/write-off?lang=en", data={security.CSRF_FIELD: csrf(client), "code": code}
+    )
+    assert done.status_code == 200 and 'id="written-off"' in done.text
+    twice = client.post(
+        "/console/mall/write-off?lang=zh", data={security.CSRF_FIELD: csrf(client), "code": code}
+    )
+    assert twice.status_code == 409
+    assert "此券码已核销" in twice.text and 'id="e-code"' in twice.text

@@ -59,6 +59,8 @@ ERROR_TEXT: dict[str, str] = {
     "insufficient_points": N_("You do not have enough points for this."),
     "insufficient_funds": N_("You do not have enough points for this."),
     "out_of_stock": N_("Sold out."),
+    "code_not_valid": N_("This code is not valid for your rewards."),
+    "code_already_used": N_("This code was already written off; it cannot be used twice."),
     "limit_reached": N_("You reached the limit for this reward."),
     "reward_not_available": N_("This reward is not on sale now."),
     "not_eligible": N_("This reward is not available to you."),

@@ -506,6 +506,7 @@ def _mall_page(
     errors: dict[str, str] | None = None,
     form: dict[str, str] | None = None,
     status_code: int = 200,
+    written_off: mall_service.WriteOff | None = None,
 ) -> HTMLResponse:
     _require(principal, "operator_admin", "merchant")
     rewards = mall_service.list_rewards(session, include_inactive=True)
@@ -525,6 +526,7 @@ def _mall_page(
             ],
             "kinds": mall_service.KINDS,
             "is_operator": mall_service.is_operator(principal),
+            "written_off": written_off,
             "errors": errors or {},
             "form": form or {},
             "flash": flash(request),
@@ -613,6 +615,36 @@ async def reward_create(
         except TanhuiError as denied:
             return error_page(request, denied, principal, back="/console")
     return render.redirect("/console/mall?done=created")
+
+
+@router.post("/mall/write-off", response_class=HTMLResponse)
+async def write_off(
+    request: Request,
+    session: Session = Depends(get_session),
+    principal: Principal = Depends(staff_page),
+) -> Response:
+    """Write a code off at the till (核销): valid once, for the merchant's own rewards only."""
+    data = await form_data(request)
+    form = {"code": data.get("code", "").strip()}
+    try:
+        _require(principal, "operator_admin", "merchant")
+        if not form["code"]:
+            raise InvalidInput("type or scan the customer's code", field="code")
+        done = mall_service.verify_code(session, principal, code=form["code"])
+    except TanhuiError as exc:
+        session.rollback()
+        try:
+            return _mall_page(
+                request,
+                session,
+                principal,
+                errors=error_map(request, exc),
+                form=form,
+                status_code=exc.status_code,
+            )
+        except TanhuiError as denied:
+            return error_page(request, denied, principal, back="/console")
+    return _mall_page(request, session, principal, written_off=done)
 
 
 @router.post("/mall/rewards/{reward_id}/active", response_class=HTMLResponse)
