@@ -50,9 +50,14 @@ def _login_out(p: Principal, token: str) -> schemas.LoginOut:
 def staff_login(
     body: schemas.StaffLogin, session: Session = Depends(get_session)
 ) -> schemas.LoginOut:
-    principal, token = identity_service.login_staff(
-        session, username=body.username, password=body.password
-    )
+    try:
+        principal, token = identity_service.login_staff(
+            session, username=body.username, password=body.password
+        )
+    except identity_service.InvalidCredentials:
+        # Keep the counted failure: the lockout is what stops guessing passwords.
+        session.commit()
+        raise
     return _login_out(principal, token)
 
 

@@ -27,6 +27,33 @@ class TestStaffLogin:
         assert me.json()["principal"]["id"] == user.principal.id
         assert me.json()["citizen"] is None
 
+    def test_wrong_passwords_in_a_row_lock_the_account(self, session, client):
+        from datetime import timedelta
+
+        from tanhui.identity.models import Staff
+        from tanhui.identity.service import accounts
+
+        user = f.staff(session)
+        session.flush()
+        login = "/v1/auth/staff/login"
+        wrong = {"username": user.username, "password": "guess"}
+        right = {"username": user.username, "password": f.PASSWORD}
+        for _ in range(accounts.STAFF_MAX_FAILURES - 1):
+            assert client.post(login, json=wrong).status_code == 401
+        # A success in between resets the count: only failures in a row count.
+        assert client.post(login, json=right).status_code == 200
+        for _ in range(accounts.STAFF_MAX_FAILURES):
+            assert client.post(login, json=wrong).json()["code"] == "invalid_credentials"
+        locked = client.post(login, json=right)
+        assert (locked.status_code, locked.json()["code"]) == (429, "login_locked")
+        assert locked.json()["retry_after"] > 0
+        # The lock lapses by itself.
+        staff = session.get(Staff, user.principal.id)
+        session.refresh(staff)
+        staff.locked_until = staff.locked_until - accounts.STAFF_LOCKOUT - timedelta(seconds=1)
+        session.flush()
+        assert client.post(login, json=right).status_code == 200
+
     def test_wrong_password(self, session, client):
         user = f.staff(session)
         r = client.post(

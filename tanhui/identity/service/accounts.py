@@ -41,6 +41,9 @@ OTP_MAX_ATTEMPTS = 5
 # At most this many codes per phone per window: each SMS costs money and can be used to harass.
 OTP_WINDOW = timedelta(minutes=15)
 OTP_MAX_PER_WINDOW = 5
+# Staff passwords guard the console: a few wrong guesses in a row lock the account for a while.
+STAFF_MAX_FAILURES = 5
+STAFF_LOCKOUT = timedelta(minutes=15)
 
 
 @lru_cache
@@ -64,6 +67,11 @@ _PHONE = re.compile(r"^1[3-9]\d{9}$")
 
 class InvalidCredentials(Unauthorized):
     code = "invalid_credentials"
+
+
+class LoginLocked(TanhuiError):
+    status_code = 429
+    code = "login_locked"
 
 
 class InvalidOtp(Unauthorized):
@@ -229,16 +237,31 @@ def staff_principal(session: Session, staff: Staff) -> Principal:
 
 
 def login_staff(session: Session, *, username: str, password: str) -> tuple[Principal, str]:
+    """Password login for staff. STAFF_MAX_FAILURES wrong passwords in a row lock the account for
+    STAFF_LOCKOUT; the caller commits even when this raises, so that the count survives the failure."""
     staff = session.scalar(select(Staff).where(Staff.username == username.strip()))
+    now = utcnow()
+    if staff is not None and staff.locked_until is not None and staff.locked_until > now:
+        wait = int((staff.locked_until - now).total_seconds()) + 1
+        raise LoginLocked(
+            f"too many wrong passwords; try again in {wait // 60 + 1} minutes",
+            field="password",
+            extra={"retry_after": wait},
+        )
     try:
         _hasher().verify(staff.password_hash if staff else _dummy_hash(), password)
     except (VerificationError, InvalidHashError):
-        staff = None
-    else:
-        if staff is not None and _hasher().check_needs_rehash(staff.password_hash):
-            staff.password_hash = _hasher().hash(password)
+        if staff is not None:
+            staff.failed_logins += 1
+            if staff.failed_logins >= STAFF_MAX_FAILURES:
+                staff.failed_logins, staff.locked_until = 0, now + STAFF_LOCKOUT
+            session.flush()
+        raise InvalidCredentials("wrong username or password") from None
     if staff is None or not staff.active:
         raise InvalidCredentials("wrong username or password")
+    if _hasher().check_needs_rehash(staff.password_hash):
+        staff.password_hash = _hasher().hash(password)
+    staff.failed_logins, staff.locked_until = 0, None
     principal = staff_principal(session, staff)
     return principal, issue_token(session, principal)
 

@@ -55,6 +55,7 @@ ERROR_TEXT: dict[str, str] = {
     "invalid_otp": N_("The code is wrong or has expired; request a new one."),
     "otp_rate_limited": N_("Too many codes were requested for this number; try again later."),
     "invalid_credentials": N_("The username or password is wrong."),
+    "login_locked": N_("Too many wrong passwords: this account is locked for 15 minutes."),
     "citizen_erased": N_("This account was deleted."),
     "insufficient_points": N_("You do not have enough points for this."),
     "insufficient_funds": N_("You do not have enough points for this."),
