@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.orm import Session
@@ -59,6 +59,25 @@ def staff_login(
         session.commit()
         raise
     return _login_out(principal, token)
+
+
+@router.get(
+    "/organisations",
+    response_model=list[schemas.OrganisationOut],
+    summary="Organisations, optionally of one kind (staff)",
+)
+def list_organisations(
+    kind: Literal[
+        "platform", "partner", "merchant", "project_owner", "verifier", "buyer", "enterprise"
+    ]
+    | None = None,
+    session: Session = Depends(get_session),
+    _: Principal = Depends(current_staff),
+) -> list[schemas.OrganisationOut]:
+    return [
+        schemas.OrganisationOut(id=o.id, name=o.name, kind=o.kind)
+        for o in identity_service.list_organisations(session, kind=kind)
+    ]
 
 
 @router.post("/auth/otp", response_model=schemas.OtpSent, summary="Send a one-time login code")

@@ -40,6 +40,15 @@ class PrincipalOut(BaseModel):
     display_name: str = Field(description="Name to show.", examples=["绿色出行者"])
 
 
+class OrganisationOut(BaseModel):
+    id: int = Field(description="Organisation id", examples=[12])
+    name: str = Field(description="Name", examples=["深圳绿证核查中心"])
+    kind: str = Field(
+        description="platform, partner, merchant, project_owner, verifier, buyer or enterprise",
+        examples=["verifier"],
+    )
+
+
 class LoginOut(BaseModel):
     token: str = Field(
         description="Bearer token: send as `Authorization: Bearer <token>`.",

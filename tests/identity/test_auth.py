@@ -271,3 +271,25 @@ class TestService:
         assert (org.id, org.kind) == (org.id, "partner")
         user = f.staff(session, "merchant", organisation_id=org.id)
         assert user.principal.organisation_id == org.id
+
+
+class TestOrganisations:
+    def test_staff_list_organisations_by_kind(self, session, client):
+        from tanhui.identity import service as identity_service
+
+        verifier = identity_service.create_organisation(
+            session, None, name="核查机构甲", kind="verifier"
+        )
+        identity_service.create_organisation(session, None, name="商户丙", kind="merchant")
+        user = f.staff(session, "operator_admin")
+        session.flush()
+        listed = client.get("/v1/organisations?kind=verifier", headers=f.auth(user.token))
+        assert listed.status_code == 200
+        assert {"id": verifier.id, "name": "核查机构甲", "kind": "verifier"} in listed.json()
+        assert all(o["kind"] == "verifier" for o in listed.json())
+        assert (
+            client.get("/v1/organisations?kind=nope", headers=f.auth(user.token)).status_code == 422
+        )
+        assert client.get("/v1/organisations").status_code == 401
+        person = f.citizen(session)
+        assert client.get("/v1/organisations", headers=person.headers).status_code == 403

@@ -157,11 +157,7 @@ def _journey(chromium: Any, site: ProjectSite, width: str, lang: str) -> None:
 
     # operator assigns the verifier; verifier validates; operator registers
     operator.goto(project_url)
-    field = operator.locator("#f-verifier_org_id")
-    if field.evaluate("e => e.tagName") == "SELECT":
-        field.select_option(str(site.verifier_org))
-    else:
-        field.fill(str(site.verifier_org))
+    operator.locator("#f-verifier_org_id").select_option(str(site.verifier_org))
     _click(operator, "#do-assign_verifier", r"done=saved")
     verifier.goto(project_url)
     _click(verifier, "#do-validate", r"done=validated")

@@ -158,6 +158,16 @@ def create_organisation(
     return org
 
 
+def list_organisations(
+    session: Session, *, kind: str | None = None, limit: int = 500
+) -> list[Organisation]:
+    """Organisations by name, optionally of one kind (e.g. the verifiers an operator can assign)."""
+    stmt = select(Organisation).order_by(Organisation.name, Organisation.id).limit(limit)
+    if kind is not None:
+        stmt = stmt.where(Organisation.kind == kind)
+    return list(session.scalars(stmt))
+
+
 def get_organisation(session: Session, organisation_id: int) -> Organisation:
     org = session.get(Organisation, organisation_id)
     if org is None:

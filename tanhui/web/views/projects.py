@@ -114,17 +114,9 @@ def project_methodologies(session: Session) -> list[dict[str, Any]]:
     return [m.summary() for m in cat.all() if m.kind == "project"]
 
 
-def _verifier_choices(session: Session, cache: dict[int, str]) -> list[tuple[int, str]]:
-    """Verifier organisations the platform already works with (identity lists no organisations)."""
-    lister = getattr(identity_service, "list_organisations", None)
-    if lister is not None:
-        return [(o.id, o.name) for o in lister(session, kind="verifier")]
-    ids = {
-        p.verifier_org_id
-        for p in projects_service.list_projects(session, limit=1000)
-        if p.verifier_org_id is not None
-    }
-    return [(i, org_name(session, i, cache)) for i in sorted(ids)]
+def _verifier_choices(session: Session) -> list[tuple[int, str]]:
+    """The verifier organisations an operator can assign to a project."""
+    return [(o.id, o.name) for o in identity_service.list_organisations(session, kind="verifier")]
 
 
 def allowed_actions(principal: Principal, project: Project) -> list[str]:
@@ -353,9 +345,7 @@ def _project_page(
             "methodology": methodology,
             "capacity_kw": kw_text(project.capacity_w),
             "actions": allowed_actions(principal, project),
-            "verifiers": _verifier_choices(session, cache)
-            if projects_service.OPERATOR in mine
-            else [],
+            "verifiers": _verifier_choices(session) if projects_service.OPERATOR in mine else [],
             "history": _history(session, project.id, cache),
             "documents": projects_service.documents(session, project.id),
             "reports": projects_service.reports(session, project.id),

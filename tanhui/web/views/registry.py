@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
+from tanhui.identity import service as identity_service
 from tanhui.identity.principal import Principal
 from tanhui.kit.errors import InvalidInput, NotFound, TanhuiError
 from tanhui.kit.http import get_session
@@ -290,6 +291,12 @@ def _account_page(
             "may_act": registry_service.may_act_for(principal, chosen),
             "is_operator": principal.has_role("operator_admin"),
             "others": others,
+            # Organisations that can receive credits, whether or not they hold any yet.
+            "organisations": [
+                o
+                for kind in ("buyer", "enterprise", "project_owner")
+                for o in identity_service.list_organisations(session, kind=kind)
+            ],
             "purposes": registry_service.PURPOSES,
             "retirements": [
                 r
