@@ -536,6 +536,29 @@ def _mall_page(
     )
 
 
+def _mall_form_error(
+    request: Request,
+    session: Session,
+    principal: Principal,
+    exc: TanhuiError,
+    form: dict[str, str],
+) -> HTMLResponse:
+    """A mall form's error shown beside its field on the re-rendered page (or alone, if the page
+    itself is not for this user)."""
+    session.rollback()
+    try:
+        return _mall_page(
+            request,
+            session,
+            principal,
+            errors=error_map(request, exc),
+            form=form,
+            status_code=exc.status_code,
+        )
+    except TanhuiError as denied:
+        return error_page(request, denied, principal, back="/console")
+
+
 @router.get("/mall", response_class=HTMLResponse)
 def mall(
     request: Request,
@@ -602,18 +625,7 @@ async def reward_create(
         if codes:
             mall_service.generate_codes(session, principal, reward.id, codes)
     except TanhuiError as exc:
-        session.rollback()
-        try:
-            return _mall_page(
-                request,
-                session,
-                principal,
-                errors=error_map(request, exc),
-                form=form,
-                status_code=exc.status_code,
-            )
-        except TanhuiError as denied:
-            return error_page(request, denied, principal, back="/console")
+        return _mall_form_error(request, session, principal, exc, form)
     return render.redirect("/console/mall?done=created")
 
 
@@ -632,18 +644,7 @@ async def write_off(
             raise InvalidInput("type or scan the customer's code", field="code")
         done = mall_service.verify_code(session, principal, code=form["code"])
     except TanhuiError as exc:
-        session.rollback()
-        try:
-            return _mall_page(
-                request,
-                session,
-                principal,
-                errors=error_map(request, exc),
-                form=form,
-                status_code=exc.status_code,
-            )
-        except TanhuiError as denied:
-            return error_page(request, denied, principal, back="/console")
+        return _mall_form_error(request, session, principal, exc, form)
     return _mall_page(request, session, principal, written_off=done)
 
 
