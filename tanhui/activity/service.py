@@ -28,6 +28,7 @@ from tanhui.activity.reports import platform_summary as platform_summary
 from tanhui.identity import service as identity_service
 from tanhui.identity.principal import PartnerPrincipal, Principal
 from tanhui.incentives import service as incentives_service
+from tanhui.kit.bulk import execute_many
 from tanhui.kit.db import utcnow
 from tanhui.kit.dialect import for_update, insert_ignore, serialised_writers, upsert_add
 from tanhui.kit.errors import Conflict, InvalidInput, NotFound, TanhuiError
@@ -49,6 +50,12 @@ CITIZEN = "citizen"
 
 _T: Table = ActivityRecord.__table__  # type: ignore[assignment]
 _D: Table = ActivityDaily.__table__  # type: ignore[assignment]
+_INSERT = insert(_T)
+_SET_CREDIT = (
+    update(_T)
+    .where(_T.c.id == bindparam("rid"))
+    .values(transfer_id=bindparam("tid"), points=bindparam("pts"))
+)
 
 
 class RecordNotFound(NotFound):
@@ -439,10 +446,9 @@ def ingest(
             meta={"partner_id": partner_id, "records": len(credited_rows)},
         )
         if not serialised:
-            session.execute(
-                update(_T)
-                .where(_T.c.id == bindparam("rid"))
-                .values(transfer_id=bindparam("tid"), points=bindparam("pts")),
+            execute_many(
+                session,
+                _SET_CREDIT,
                 [
                     {"rid": rid, "tid": transfer_id, "pts": pts}
                     for (rid, _), pts in zip(credited_rows, points, strict=True)
@@ -456,7 +462,9 @@ def ingest(
             if result is not None and result["record_id"] in by_id:
                 result["points"] = by_id[result["record_id"]]
     if serialised and rows:
-        session.execute(insert(_T), [{**row, "id": allocated[row["external_id"]]} for row in rows])
+        execute_many(
+            session, _INSERT, [{**row, "id": allocated[row["external_id"]]} for row in rows]
+        )
     _bump_daily(session, {k: (v[0], v[1]) for k, v in daily_delta.items()})
 
     repeated = {i for i, _ in repeats}
@@ -505,8 +513,9 @@ def _lock_daily(
     if not keys:
         return {}
     if not serialised_writers(session):
-        session.execute(
-            insert_ignore(session, _D, ["citizen_id", "scenario", "day"]),  # type: ignore[arg-type]
+        execute_many(
+            session,
+            insert_ignore(session, _D, ["citizen_id", "scenario", "day"]),
             [
                 {"citizen_id": c, "scenario": s, "day": d, "credited_mg": 0, "records": 0}
                 for c, s, d in keys
@@ -529,7 +538,8 @@ def _bump_daily(session: Session, deltas: Mapping[tuple[int, str, date], tuple[i
     """Add (mg, records) to the running totals: one INSERT ... ON CONFLICT DO UPDATE for the batch."""
     if not deltas:
         return
-    session.execute(
+    execute_many(
+        session,
         upsert_add(session, _D, ["citizen_id", "scenario", "day"], ["credited_mg", "records"]),
         [
             {"citizen_id": c, "scenario": s, "day": d, "credited_mg": mg, "records": n}
@@ -598,8 +608,9 @@ def _insert_new(
     the sequence values it allocated (no other transaction can hold them)."""
     if not rows:
         return {}
-    session.execute(
-        insert_ignore(session, _T, ["partner_id", "external_id"]),  # type: ignore[arg-type]
+    execute_many(
+        session,
+        insert_ignore(session, _T, ["partner_id", "external_id"]),
         [{**row, "id": ids[row["external_id"]]} for row in rows],
     )
     partner_id = rows[0]["partner_id"]

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from tanhui.incentives.models import Award as AwardRow
 from tanhui.incentives.models import Campaign, Carry, Lot, LotUse, Rule
+from tanhui.kit.bulk import execute_many
 from tanhui.kit.db import utcnow
 from tanhui.kit.dialect import for_update, insert_ignore, upsert_add
 from tanhui.kit.errors import Conflict, IdempotencyConflict, InvalidInput, NotFound
@@ -38,6 +39,17 @@ DEFAULT_FEN_PER_100_POINTS = 100
 
 _CHUNK = 500
 _CARRY: Table = Carry.__table__  # type: ignore[assignment]
+_AWARD: Table = AwardRow.__table__  # type: ignore[assignment]
+_INSERT_AWARD = insert(_AWARD)
+_SET_CARRY = (
+    update(_CARRY)
+    .where(_CARRY.c.citizen_id == bindparam("c"))
+    .values(
+        carry_mg=bindparam("carry_mg"),
+        total_mg=bindparam("total_mg"),
+        total_points=bindparam("total_points"),
+    )
+)
 
 
 class PointsSpent(Conflict):
@@ -288,7 +300,8 @@ def _lock_carry_rows(session: Session, citizen_ids: Sequence[int]) -> dict[int, 
     (PostgreSQL) in citizen-id order so two batches sharing citizens cannot deadlock. Core rows, not
     ORM objects: a batch touches hundreds of carries and writes them back in one executemany."""
     wanted = sorted(set(citizen_ids))
-    session.execute(
+    execute_many(
+        session,
         insert_ignore(session, _CARRY, ["citizen_id"]),
         [{"citizen_id": c, "carry_mg": 0, "total_mg": 0, "total_points": 0} for c in wanted],
     )
@@ -307,14 +320,9 @@ def _lock_carry_rows(session: Session, citizen_ids: Sequence[int]) -> dict[int, 
 def _write_carries(session: Session, carries: dict[int, list[int]]) -> None:
     if not carries:
         return
-    session.execute(
-        update(_CARRY)
-        .where(_CARRY.c.citizen_id == bindparam("c"))
-        .values(
-            carry_mg=bindparam("carry_mg"),
-            total_mg=bindparam("total_mg"),
-            total_points=bindparam("total_points"),
-        ),
+    execute_many(
+        session,
+        _SET_CARRY,
         [
             {"c": c, "carry_mg": v[0], "total_mg": v[1], "total_points": v[2]}
             for c, v in sorted(carries.items())
@@ -420,7 +428,8 @@ def _record_awards(
     lot_ids: dict[tuple[int, date, date], int] = {}
     if lot_add:
         now = utcnow()
-        session.execute(
+        execute_many(
+            session,
             upsert_add(
                 session,
                 Lot.__table__,  # type: ignore[arg-type]
@@ -481,8 +490,9 @@ def _record_awards(
         transfer_id = record.id
 
     now = utcnow()
-    session.execute(
-        insert(AwardRow.__table__),  # type: ignore[arg-type]
+    execute_many(
+        session,
+        _INSERT_AWARD,
         [
             {
                 "idempotency_key": awards[i].idempotency_key,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Table
@@ -11,10 +12,17 @@ from sqlalchemy.sql.dml import Insert
 
 
 def insert_ignore(session: Session, table: Table, index_elements: list[str]) -> Insert:
-    """INSERT ... ON CONFLICT (cols) DO NOTHING for the session's database."""
-    postgres = session.get_bind().dialect.name == "postgresql"
+    """INSERT ... ON CONFLICT (cols) DO NOTHING for the session's database.
+
+    Built once per (database, table, columns): the same object each time, so `kit.bulk.execute_many`
+    compiles it once."""
+    return _insert_ignore(_postgres(session), table, tuple(index_elements))
+
+
+@lru_cache(maxsize=128)
+def _insert_ignore(postgres: bool, table: Table, index_elements: tuple[str, ...]) -> Insert:
     stmt: Any = postgresql.insert(table) if postgres else sqlite.insert(table)
-    return stmt.on_conflict_do_nothing(index_elements=index_elements)  # type: ignore[no-any-return]
+    return stmt.on_conflict_do_nothing(index_elements=list(index_elements))  # type: ignore[no-any-return]
 
 
 def for_update(session: Session, stmt: Any, *, skip_locked: bool = False) -> Any:
@@ -30,14 +38,25 @@ def upsert_add(
     """INSERT ... ON CONFLICT (cols) DO UPDATE SET c = table.c + excluded.c for each add column.
 
     Both dialects spell it the same; only the constructor differs. Running totals (point lots, daily
-    sums) grow by one statement per batch, whatever was there before.
+    sums) grow by one statement per batch, whatever was there before. Built once per arguments, like
+    `insert_ignore`.
     """
-    postgres = session.get_bind().dialect.name == "postgresql"
+    return _upsert_add(_postgres(session), table, tuple(index_elements), tuple(add_columns))
+
+
+@lru_cache(maxsize=128)
+def _upsert_add(
+    postgres: bool, table: Table, index_elements: tuple[str, ...], add_columns: tuple[str, ...]
+) -> Insert:
     stmt: Any = postgresql.insert(table) if postgres else sqlite.insert(table)
     return stmt.on_conflict_do_update(  # type: ignore[no-any-return]
-        index_elements=index_elements,
+        index_elements=list(index_elements),
         set_={c: table.c[c] + stmt.excluded[c] for c in add_columns},
     )
+
+
+def _postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
 
 
 def serialised_writers(session: Session) -> bool:

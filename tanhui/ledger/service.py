@@ -15,6 +15,7 @@ from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from tanhui.kit.bulk import execute_many
 from tanhui.kit.db import utcnow
 from tanhui.kit.dialect import insert_ignore
 from tanhui.kit.errors import Conflict, IdempotencyConflict, InvalidInput, NotFound
@@ -440,7 +441,7 @@ def _apply(
                 postings,
             )
         )
-    session.execute(insert(Posting.__table__), rows)  # type: ignore[arg-type]
+    execute_many(session, _INSERT_POSTING, rows)
     for listener in _listeners:
         listener(session, records)
     return records
@@ -460,6 +461,7 @@ def _accounts_by_id(session: Session, ids: Iterable[int]) -> dict[int, tuple[str
 
 
 _table = Account.__table__
+_INSERT_POSTING = insert(Posting.__table__)  # type: ignore[arg-type]
 _CREDIT = (
     update(_table)  # type: ignore[arg-type]
     .where(_table.c.id == bindparam("account_id"))
@@ -490,7 +492,7 @@ def _move_balances(
                 credits.append({"account_id": account_id, "delta": delta})
             continue
         if credits:  # keep id order across the two statement kinds
-            session.execute(_CREDIT, credits)
+            execute_many(session, _CREDIT, credits)
             credits = []
         result = session.execute(
             _DEBIT, {"account_id": account_id, "delta": delta, "release": release}
@@ -501,7 +503,7 @@ def _move_balances(
                 field="amount",
             )
     if credits:
-        session.execute(_CREDIT, credits)
+        execute_many(session, _CREDIT, credits)
 
 
 def reverse(
