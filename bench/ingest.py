@@ -5,7 +5,8 @@
 For each database (SQLite; PostgreSQL when reachable) it measures, in the same run and database:
 - raw: the same rows the pipeline stores per batch (records, the batch's CO2E and POINT transfers with
   a posting per citizen, their trust-log queue rows, award rows, point lots) inserted with plain
-  executemany — the floor;
+  DBAPI executemany (`kit.bulk.execute_many`, as the pipeline writes its own hot rows) — the floor
+  `ratio_to_raw` divides by; `raw_core`, the same through SQLAlchemy Core, is reported beside it;
 - pipeline: `activity_service.ingest` in process, batches of 500 (records/s, max RSS);
 - http: uvicorn in a subprocess on 127.0.0.1 (1 worker on SQLite, `--workers 2` on PostgreSQL),
   4 concurrent httpx clients posting signed batches of 500 (records/s, p50/p99 batch latency);
@@ -46,6 +47,7 @@ from tanhui.identity.principal import PartnerPrincipal, Principal
 from tanhui.incentives.models import Award as AwardRow
 from tanhui.incentives.models import Lot
 from tanhui.kit import dialect
+from tanhui.kit.bulk import execute_many
 from tanhui.kit.db import create_db_engine, make_session_factory, utcnow
 from tanhui.ledger import service as ledger_service
 from tanhui.ledger.models import Posting, Transfer
@@ -196,9 +198,20 @@ def pipeline(
 
 
 def raw(
-    factory: sessionmaker[Session], info: dict[str, Any], users: list[str], n: int, tag: str
+    factory: sessionmaker[Session],
+    info: dict[str, Any],
+    users: list[str],
+    n: int,
+    tag: str,
+    *,
+    driver_level: bool = True,
 ) -> dict[str, Any]:
-    """The rows the pipeline writes per batch, inserted directly with plain executemany — the floor:
+    """The rows the pipeline writes per batch, inserted directly with plain executemany — the floor.
+
+    `driver_level`: through `kit.bulk.execute_many` (one DBAPI executemany per table, the way the
+    pipeline itself writes its hot rows; the baseline `ratio_to_raw` divides by), or else through
+    SQLAlchemy Core's `session.execute(insert(table), rows)` (reported beside it as `raw_core`).
+    The rows:
     - the records (with their transfer id and points already known);
     - the batch's two transfers (CO2E credit, POINT award), each with a posting per citizen of the
       batch plus the issuance posting;
@@ -232,6 +245,17 @@ def raw(
             ["points", "remaining"],
         )
     leaf = b"\x00" * 40 + json.dumps({"postings": [[1, "POINT", 10]] * BATCH}).encode()
+    statements = {
+        table: insert(table.__table__)
+        for table in (Posting, QueuedLeaf, ActivityRecord, AwardRow)  # type: ignore[arg-type]
+    }
+
+    def many(session: Session, stmt: Any, rows: list[dict[str, Any]]) -> None:
+        if driver_level:
+            execute_many(session, stmt, rows)
+        else:
+            session.execute(stmt, rows)
+
     start = time.perf_counter()
     for offset in range(0, n, BATCH):
         batch = list(records(users, offset, min(BATCH, n - offset), tag))
@@ -277,9 +301,10 @@ def raw(
                     }
                     for o in owners
                 ]
-            session.execute(insert(Posting.__table__), postings)  # type: ignore[arg-type]
-            session.execute(
-                insert(QueuedLeaf.__table__),  # type: ignore[arg-type]
+            many(session, statements[Posting], postings)
+            many(
+                session,
+                statements[QueuedLeaf],
                 [
                     {"kind": "ledger.transfer", "ref": str(t), "leaf": leaf, "queued_at": now}
                     for t in ids
@@ -338,10 +363,11 @@ def raw(
                         "created_at": now,
                     }
                 )
-            session.execute(insert(ActivityRecord.__table__), rows)  # type: ignore[arg-type]
-            session.execute(insert(AwardRow.__table__), awards)  # type: ignore[arg-type]
+            many(session, statements[ActivityRecord], rows)
+            many(session, statements[AwardRow], awards)
             today = now.date()
-            session.execute(
+            many(
+                session,
                 upsert_lots,
                 [
                     {
@@ -462,6 +488,7 @@ def run(name: str, url: str, quick: bool) -> dict[str, Any]:
     info, users = setup(factory, citizens)
     n = 20_000 if quick else 100_000
     out: dict[str, Any] = {"database": name, "batch": BATCH, "citizens": citizens}
+    out["raw_core"] = raw(factory, info, users, n, "rawc", driver_level=False)
     out["raw"] = raw(factory, info, users, n, "raw")
     out["pipeline"] = pipeline(factory, info, users, n, "pipe")
     out["ratio_to_raw"] = round(out["pipeline"]["records_per_s"] / out["raw"]["records_per_s"], 3)
@@ -502,6 +529,7 @@ def main() -> None:
                 "http_records_per_s": sqlite["http"]["records_per_s"],
                 "pipeline_records_per_s": sqlite["pipeline"]["records_per_s"],
                 "raw_records_per_s": sqlite["raw"]["records_per_s"],
+                "raw_core_records_per_s": sqlite["raw_core"]["records_per_s"],
                 "peak_traced_mb": sqlite["memory_traced"]["peak_traced_mb"],
                 "max_rss_mb": sqlite["pipeline"]["max_rss_mb"],
                 "postgresql": {

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any, cast
 
 from sqlalchemy.engine import Dialect
@@ -21,24 +22,25 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
-_Processor = Callable[[Any], Any] | None
-
 
 @lru_cache(maxsize=256)
 def _compiled(
     stmt: ClauseElement, dialect: Dialect, keys: tuple[str, ...]
-) -> tuple[str, tuple[tuple[str, _Processor], ...], bool]:
-    """(SQL text, (bind name, processor) in parameter order, positional?)."""
+) -> tuple[str, tuple[str, ...], tuple[tuple[int, Callable[[Any], Any]], ...], bool]:
+    """(SQL text, bind names in parameter order, (position, converter) of the binds whose type
+    converts values, positional?)."""
     compiled = cast(SQLCompiler, stmt.compile(dialect=dialect, column_keys=list(keys)))
     positional = bool(compiled.positional)
-    names = list(compiled.positiontup or ()) if positional else list(compiled.binds)
-    binds = []
-    for name in names:
+    names = tuple(compiled.positiontup or ()) if positional else tuple(compiled.binds)
+    converters = []
+    for i, name in enumerate(names):
         bind = compiled.binds[name]
         if bind.expanding:
             raise ValueError("execute_many does not take expanding (IN) parameters")
-        binds.append((name, bind.type.dialect_impl(dialect).bind_processor(dialect)))
-    return compiled.string, tuple(binds), positional
+        convert = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        if convert is not None:
+            converters.append((i, convert))
+    return compiled.string, names, tuple(converters), positional
 
 
 def execute_many(session: Session, stmt: ClauseElement, rows: Sequence[Mapping[str, Any]]) -> int:
@@ -50,17 +52,19 @@ def execute_many(session: Session, stmt: ClauseElement, rows: Sequence[Mapping[s
         return 0
     session.flush()  # ORM changes pending in this session go first, as session.execute would do
     connection = session.connection()
-    sql, binds, positional = _compiled(stmt, connection.dialect, tuple(rows[0]))
+    sql, names, converters, positional = _compiled(stmt, connection.dialect, tuple(rows[0]))
+    values = itemgetter(*names)
     params: list[Any]
-    if positional:
-        params = [
-            tuple(row[n] if p is None else p(row[n]) for n, p in binds)  # type: ignore[misc]
-            for row in rows
-        ]
-    else:
-        params = [
-            {n: row[n] if p is None else p(row[n]) for n, p in binds}  # type: ignore[misc]
-            for row in rows
-        ]
+    params = [(values(row),) for row in rows] if len(names) == 1 else [values(row) for row in rows]
+    if converters:
+        converted = []
+        for row_values in params:
+            row_list = list(row_values)
+            for i, convert in converters:
+                row_list[i] = convert(row_list[i])
+            converted.append(tuple(row_list))
+        params = converted
+    if not positional:
+        params = [dict(zip(names, row_values, strict=True)) for row_values in params]
     result = connection.exec_driver_sql(sql, params)
     return int(result.rowcount)

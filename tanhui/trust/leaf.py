@@ -43,31 +43,59 @@ def rfc3339(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _strict(value: Any, path: str) -> Any:
-    # bool before int: bool is an int subclass but must stay true/false.
-    if value is None or isinstance(value, (bool, str)):
+def _strict(value: Any) -> Any:
+    """The value with datetimes as RFC 3339 text; anything else that is not plain JSON raises.
+
+    On the ledger's hot path (a batch transfer's leaf holds hundreds of postings), so it builds no
+    paths as it goes: `_where` finds the offending one only when something is refused.
+    """
+    kind = type(value)
+    # bool before int is not needed here: type() is exact, and bool stays true/false in JSON.
+    if value is None or kind is str or kind is int or kind is bool:
         return value
-    if isinstance(value, int):
-        return value
+    if kind is list or kind is tuple:
+        return [_strict(item) for item in value]
+    if isinstance(value, Mapping):
+        if not all(type(key) is str for key in value):
+            raise LeafEncodingError(_where(value, "$"))
+        return {key: _strict(item) for key, item in value.items()}
     if isinstance(value, datetime):
         return rfc3339(value)
+    if isinstance(value, (bool, str, int)):  # subclasses (enums and the like): their plain value
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_strict(item) for item in value]
+    raise LeafEncodingError(_where(value, "$"))
+
+
+def _where(value: Any, path: str) -> str:
+    """The message naming the first part of `value` that a leaf cannot hold ("" if none)."""
+    if value is None or isinstance(value, (bool, str, int, datetime)):
+        return ""
     if isinstance(value, Mapping):
-        out = {}
         for key, item in value.items():
             if not isinstance(key, str):
-                raise LeafEncodingError(f"{path}: object key {key!r} is not a string")
-            out[key] = _strict(item, f"{path}.{key}")
-        return out
+                return f"{path}: object key {key!r} is not a string"
+            found = _where(item, f"{path}.{key}")
+            if found:
+                return found
+        return ""
     if isinstance(value, (list, tuple)):
-        return [_strict(item, f"{path}[{i}]") for i, item in enumerate(value)]
-    raise LeafEncodingError(f"{path}: {type(value).__name__} is not allowed in a leaf")
+        for i, item in enumerate(value):
+            found = _where(item, f"{path}[{i}]")
+            if found:
+                return found
+        return ""
+    return f"{path}: {type(value).__name__} is not allowed in a leaf"
 
 
 def canonical_json(value: Any) -> bytes:
     """The strict canonical form above; raises LeafEncodingError on floats and other types."""
-    return json.dumps(
-        _strict(value, "$"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    ).encode()
+    try:
+        plain = _strict(value)
+    except LeafEncodingError as exc:
+        raise LeafEncodingError(_where(value, "$") or str(exc)) from None
+    return json.dumps(plain, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _lenient(value: Any) -> Any:
