@@ -5,7 +5,7 @@ Design
   held for review, reversed. `(partner_id, external_id)` is unique, so the same batch sent twice, or
   by two processes at once, stores and credits each record once; the records found stored already are
   duplicates and the caller gets their stored outcome. How the insert guarantees it differs by
-  database, in one place (`service._allocate_ids`): SQLite serialises writers (BEGIN IMMEDIATE), so
+  database, in one place (`pipeline._allocate_ids`): SQLite serialises writers (BEGIN IMMEDIATE), so
   the batch's one `SELECT ... IN` of its external ids stays true until commit, ids follow max(id), and
   the rows are written complete (transfer id and points included) by a plain executemany after the
   batch is credited. PostgreSQL takes the ids from the sequence (one statement), inserts with

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from tanhui.activity import service as activity_service
+from tanhui.identity import signing
 from tanhui.ledger import service as ledger_service
 from tests.fixtures import activity as fx
 from tests.fixtures import identity as identity_fixtures
@@ -354,3 +355,26 @@ def test_issuance_marks_records_once(client, session, partner):
     )
     session.expire_all()
     assert (response.status_code, response.json()["code"]) == (409, "already_issued")
+
+
+def test_a_refused_batch_does_not_burn_its_nonce_and_a_credited_one_does(client, session, partner):
+    """The batch endpoint verifies in a read transaction and remembers the nonce only in the one
+    that credits: a body refused whole (422) changes nothing, the nonce included."""
+    puid, _ = fx.bind(session, partner)
+    path = "/v1/partner/activities"
+    nonce = "batch-nonce-0123456789"
+    bad = b'{"records": "not a list"}'
+    headers = signing.signed_headers(partner.key_id, partner.secret, "POST", path, bad, nonce=nonce)
+    refused = client.post(path, content=bad, headers=headers)
+    assert (refused.status_code, refused.json()["code"]) == (422, "invalid_batch")
+
+    good = json.dumps({"records": [fx.record(puid)]}).encode()
+    headers = signing.signed_headers(
+        partner.key_id, partner.secret, "POST", path, good, nonce=nonce
+    )
+    assert [r["status"] for r in results(client.post(path, content=good, headers=headers))] == [
+        "credited"
+    ]
+    replayed = client.post(path, content=good, headers=headers)
+    assert (replayed.status_code, replayed.json()["code"]) == (401, "nonce_reused")
+    assert ledger_service.check(session) == []
