@@ -13,6 +13,7 @@ compiled form is cached by statement identity.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from datetime import date, datetime
 from functools import lru_cache
 from operator import itemgetter
 from typing import Any, cast
@@ -43,6 +44,20 @@ def _compiled(
     return compiled.string, names, tuple(converters), positional
 
 
+def _convert_column(column: tuple[Any, ...], convert: Callable[[Any], Any]) -> list[Any]:
+    if all(type(v) in _MEMOISED for v in column):
+        # Keyed with the zone too: equal instants in two zones are equal datetimes, yet a plain
+        # DateTime column stores their wall-clock times apart.
+        keys = [(v, getattr(v, "tzinfo", None)) for v in column]
+        converted = {key: convert(key[0]) for key in set(keys)}
+        return [converted[key] for key in keys]
+    return [convert(v) for v in column]
+
+
+# Types whose equal values (in one zone) convert alike; not Decimal: 1.0 == 1, yet they print apart.
+_MEMOISED = frozenset({datetime, date, type(None)})
+
+
 def execute_many(session: Session, stmt: ClauseElement, rows: Sequence[Mapping[str, Any]]) -> int:
     """Run `stmt` once per row (one DBAPI executemany); returns the rows affected in total.
 
@@ -62,13 +77,12 @@ def execute_many(session: Session, stmt: ClauseElement, rows: Sequence[Mapping[s
     params: list[Any]
     params = [(values(row),) for row in rows] if len(names) == 1 else [values(row) for row in rows]
     if converters:
-        converted = []
-        for row_values in params:
-            row_list = list(row_values)
-            for i, convert in converters:
-                row_list[i] = convert(row_list[i])
-            converted.append(tuple(row_list))
-        params = converted
+        # Column by column (a transpose is one C call each way): a batch's timestamps repeat
+        # (every row's received_at is the same instant), so each distinct one is converted once.
+        columns: list[Any] = list(zip(*params, strict=True))
+        for i, convert in converters:
+            columns[i] = _convert_column(columns[i], convert)
+        params = list(zip(*columns, strict=True))
     if not positional:
         params = [dict(zip(names, row_values, strict=True)) for row_values in params]
     result = connection.exec_driver_sql(sql, params)

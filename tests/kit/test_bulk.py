@@ -1,0 +1,119 @@
+"""`kit.bulk.execute_many` stores exactly what `session.execute(stmt, rows)` stores, and UTCDateTime's
+fast SQLite conversion writes exactly SQLAlchemy's DATETIME text."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    insert,
+    text,
+)
+from sqlalchemy.dialects import sqlite
+
+from tanhui.kit.bulk import execute_many
+from tanhui.kit.db import UTCDateTime, create_db_engine, make_session_factory
+
+_dialect = sqlite.dialect()
+_zones = st.integers(min_value=-14 * 60, max_value=14 * 60).map(
+    lambda m: timezone(timedelta(minutes=m))
+)
+_instants = st.datetimes(
+    min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=_zones
+)
+
+
+@given(_instants)
+def test_utc_datetime_writes_sqlalchemys_sqlite_text(value: datetime) -> None:
+    fast = UTCDateTime().bind_processor(_dialect)
+    plain = sqlite.DATETIME().bind_processor(_dialect)
+    assert fast is not None and plain is not None
+    assert fast(value) == plain(value.astimezone(UTC).replace(tzinfo=None))
+
+
+def _tables() -> tuple[MetaData, Table, Table]:
+    metadata = MetaData()
+
+    def table(name: str) -> Table:
+        return Table(
+            name,
+            metadata,
+            Column("id", Integer, primary_key=True),
+            Column("n", BigInteger),
+            Column("s", String(50)),
+            Column("at", UTCDateTime),
+            Column("day", Date),
+            Column("doc", JSON),
+            Column("flag", Boolean),
+        )
+
+    return metadata, table("via_core"), table("via_bulk")
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(min_value=-(2**63), max_value=2**63 - 1),
+            st.text(max_size=20).filter(lambda s: "\x00" not in s),
+            st.one_of(st.none(), _instants),
+            st.one_of(st.none(), st.dates()),
+            st.one_of(st.none(), st.dictionaries(st.text(max_size=5), st.integers(), max_size=3)),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_execute_many_stores_what_core_stores(tmp_path_factory, values) -> None:  # type: ignore[no-untyped-def]
+    path: Path = tmp_path_factory.mktemp("bulk") / "bulk.db"
+    engine = create_db_engine(f"sqlite:///{path}")
+    metadata, core, bulk = _tables()
+    metadata.create_all(engine)
+    rows = [
+        {"id": i + 1, "n": n, "s": s, "at": at, "day": d, "doc": doc, "flag": flag}
+        for i, (n, s, at, d, doc, flag) in enumerate(values)
+    ]
+    with make_session_factory(engine).begin() as session:
+        session.execute(insert(core), rows)
+        assert execute_many(session, insert(bulk), rows) == len(rows)
+    with engine.connect() as connection:
+        # The stored text itself, not what SQLAlchemy reads back from it.
+        raw = "SELECT id, n, s, at, day, doc, flag, typeof(doc) FROM {} ORDER BY id"
+        assert (
+            connection.execute(text(raw.format("via_core"))).all()
+            == connection.execute(text(raw.format("via_bulk"))).all()
+        )
+    engine.dispose()
+
+
+def test_repeated_timestamps_in_two_zones_keep_their_own_text(tmp_path: Path) -> None:
+    """Equal instants in two zones are equal datetimes; the batch's per-value cache must not merge
+    them where a column stores wall-clock time."""
+    metadata = MetaData()
+    table = Table("t", metadata, Column("id", Integer, primary_key=True), Column("at", DateTime))
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'zones.db'}")
+    metadata.create_all(engine)
+    utc = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    shanghai = utc.astimezone(timezone(timedelta(hours=8)))
+    assert utc == shanghai
+    with make_session_factory(engine).begin() as session:
+        execute_many(session, insert(table), [{"id": 1, "at": utc}, {"id": 2, "at": shanghai}])
+    with engine.connect() as connection:
+        stored = connection.execute(text("SELECT at FROM t ORDER BY id")).scalars().all()
+    assert stored[0] != stored[1]
+    assert date(2026, 1, 2).isoformat() in stored[0]
+    engine.dispose()
