@@ -394,6 +394,31 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its children so far (Linux /proc; 0 elsewhere)."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        pids = [pid] + [
+            int(p) for p in os.listdir("/proc") if p.isdigit() and _parent(int(p)) == pid
+        ]
+        for p in pids:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+    except OSError:
+        return 0.0
+    return total
+
+
+def _parent(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return -1
+
+
 def http(
     url: str, info: dict[str, Any], users: list[str], n: int, tag: str, workers: int, first: int
 ) -> dict[str, Any]:
@@ -459,12 +484,16 @@ def http(
                                 statuses[status] = statuses.get(status, 0) + count
 
         threads = [threading.Thread(target=client, args=(bodies[k::4],)) for k in range(4)]
+        clients_cpu_before = sum(os.times()[:2])
+        server_cpu_before = _tree_cpu_seconds(server.pid)
         start = time.perf_counter()
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         elapsed = time.perf_counter() - start
+        clients_cpu = sum(os.times()[:2]) - clients_cpu_before
+        server_cpu = _tree_cpu_seconds(server.pid) - server_cpu_before
     finally:
         server.terminate()
         server.wait(30)
@@ -477,6 +506,10 @@ def http(
         "errors": len(errors),
         "statuses": statuses,
         "api_processes": workers,
+        # Where the machine's cores went: the API processes' CPU seconds per wall second, and the
+        # benchmark's own 4 clients' (they share the machine).
+        "server_cpu_cores": round(server_cpu / elapsed, 2),
+        "clients_cpu_cores": round(clients_cpu / elapsed, 2),
         "p50_batch_ms": round(statistics.median(latencies) * 1000, 1),
         "p99_batch_ms": round(
             latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000, 1
