@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, event, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -220,6 +220,8 @@ def open_accounts(
                 ],
             )
             found.update(_account_ids(session, owner_type, missing, asset, name))
+    known = session.info.setdefault(_KNOWN_ACCOUNTS, {})
+    known.update(dict.fromkeys(found.values(), (asset, True)))
     return found
 
 
@@ -447,9 +449,22 @@ def _apply(
     return records
 
 
+# Accounts `open_accounts` just read or created, so that the transfer that follows need not read them
+# again: id -> (asset, bounded), which no account ever changes. Kept in session.info and forgotten
+# whenever a transaction or savepoint of the session ends, so an entry never outlives the
+# (sub)transaction that saw the row (a rolled-back savepoint may have created it).
+_KNOWN_ACCOUNTS = "tanhui.ledger.known_accounts"
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_accounts(session: Session, _transaction: Any) -> None:
+    session.info.pop(_KNOWN_ACCOUNTS, None)
+
+
 def _accounts_by_id(session: Session, ids: Iterable[int]) -> dict[int, tuple[str, bool]]:
-    wanted = sorted(set(ids))
-    found: dict[int, tuple[str, bool]] = {}
+    known: dict[int, tuple[str, bool]] = session.info.get(_KNOWN_ACCOUNTS, {})
+    found = {i: known[i] for i in ids if i in known}
+    wanted = sorted(set(ids) - found.keys())
     for start in range(0, len(wanted), _CHUNK):
         rows = session.execute(
             select(_table.c.id, _table.c.asset_code, _table.c.bounded).where(

@@ -261,3 +261,36 @@ class TestCheck:
         problems = ledger_service.check(session)
         assert [p.kind for p in problems] == ["balance_mismatch"]
         assert f"account {a}" in problems[0].subject
+
+
+def test_accounts_opened_in_a_rolled_back_savepoint_are_not_trusted_later(session: Session) -> None:
+    """`open_accounts` lets the next transfer skip re-reading the accounts; what a rolled-back
+    savepoint created must not survive in that shortcut."""
+    issuance = ledger_service.platform_account(session, ledger_service.POINT, "issuance")
+    savepoint = session.begin_nested()
+    ids = ledger_service.open_accounts(
+        session, owner_type="citizen", owner_ids=[424242], asset=ledger_service.POINT
+    )
+    savepoint.rollback()
+    with pytest.raises(ledger_service.AccountNotFound):
+        ledger_service.transfer(
+            session,
+            idempotency_key="after-rollback",
+            kind="test",
+            postings=[(issuance.id, -5), (ids["424242"], 5)],
+        )
+
+
+def test_a_transfer_right_after_open_accounts_credits_them(session: Session) -> None:
+    issuance = ledger_service.platform_account(session, ledger_service.POINT, "issuance")
+    ids = ledger_service.open_accounts(
+        session, owner_type="citizen", owner_ids=[7001, 7002], asset=ledger_service.POINT
+    )
+    ledger_service.transfer(
+        session,
+        idempotency_key="fresh-accounts",
+        kind="test",
+        postings=[(issuance.id, -7), (ids["7001"], 3), (ids["7002"], 4)],
+    )
+    assert ledger_service.balance(session, ids["7002"]).balance == 4
+    assert ledger_service.check(session) == []
