@@ -36,7 +36,13 @@ from tanhui.identity.principal import PartnerPrincipal
 from tanhui.incentives import service as incentives_service
 from tanhui.kit.bulk import execute_many
 from tanhui.kit.db import utcnow
-from tanhui.kit.dialect import for_update, insert_ignore, serialised_writers, upsert_add
+from tanhui.kit.dialect import (
+    for_update,
+    in_values,
+    insert_ignore,
+    serialised_writers,
+    upsert_add,
+)
 from tanhui.kit.errors import InvalidInput, TanhuiError
 from tanhui.kit.settings import get_settings
 from tanhui.ledger import service as ledger_service
@@ -533,7 +539,7 @@ def existing_outcomes(
         chunk = external_ids[start : start + CHUNK]
         rows = session.execute(
             select(*_OUTCOME_COLUMNS).where(
-                _T.c.partner_id == partner_id, _T.c.external_id.in_(chunk)
+                _T.c.partner_id == partner_id, in_values(session, _T.c.external_id, chunk)
             )
         ).all()
         found.update({row.external_id: row for row in rows})
@@ -573,7 +579,7 @@ def lock_daily(
                 select(
                     _D.c.citizen_id, _D.c.scenario, _D.c.day, _D.c.credited_mg, _D.c.records
                 ).where(
-                    _D.c.citizen_id.in_(citizens[start : start + CHUNK]),
+                    in_values(session, _D.c.citizen_id, citizens[start : start + CHUNK]),
                     _D.c.scenario.in_(scenarios),
                     _D.c.day.between(first, last),
                 )
@@ -620,7 +626,7 @@ def _stored_spans(session: Session, pending: Sequence[_Pending]) -> SpanIndex:
     for start in range(0, len(citizens), CHUNK):
         rows = session.execute(
             select(_T.c.citizen_id, _T.c.scenario, _T.c.started_at, _T.c.ended_at).where(
-                _T.c.citizen_id.in_(citizens[start : start + CHUNK]),
+                in_values(session, _T.c.citizen_id, citizens[start : start + CHUNK]),
                 _T.c.scenario.in_(scenarios),
                 _T.c.status.in_((CREDITED, REVIEW)),
                 # Bounded on both sides on the (citizen_id, started_at) index: the rows read are the
@@ -680,7 +686,7 @@ def _insert_new(
         for rid, ext in session.execute(
             select(_T.c.id, _T.c.external_id).where(
                 _T.c.partner_id == partner_id,
-                _T.c.external_id.in_(externals[start : start + CHUNK]),
+                in_values(session, _T.c.external_id, externals[start : start + CHUNK]),
             )
         ):
             if ids.get(ext) == rid:

@@ -18,7 +18,7 @@ from tanhui.incentives.models import Award as AwardRow
 from tanhui.incentives.models import Campaign, Carry, Lot, LotUse, Rule
 from tanhui.kit.bulk import execute_many
 from tanhui.kit.db import utcnow
-from tanhui.kit.dialect import for_update, insert_ignore, upsert_add
+from tanhui.kit.dialect import for_update, in_values, insert_ignore, upsert_add
 from tanhui.kit.errors import Conflict, IdempotencyConflict, InvalidInput, NotFound
 from tanhui.kit.fingerprint import fingerprint
 from tanhui.kit.settings import get_settings
@@ -309,7 +309,7 @@ def _lock_carry_rows(session: Session, citizen_ids: Sequence[int]) -> dict[int, 
     for start in range(0, len(wanted), _CHUNK):
         stmt = (
             select(_CARRY.c.citizen_id, _CARRY.c.carry_mg, _CARRY.c.total_mg, _CARRY.c.total_points)
-            .where(_CARRY.c.citizen_id.in_(wanted[start : start + _CHUNK]))
+            .where(in_values(session, _CARRY.c.citizen_id, wanted[start : start + _CHUNK]))
             .order_by(_CARRY.c.citizen_id)
         )
         for c, carry_mg, total_mg, total_points in session.execute(for_update(session, stmt)):
@@ -339,7 +339,9 @@ def _existing_awards(session: Session, keys: Iterable[str]) -> dict[str, AwardRo
     out: dict[str, AwardRow] = {}
     for start in range(0, len(unique), _CHUNK):
         rows = session.scalars(
-            select(AwardRow).where(AwardRow.idempotency_key.in_(unique[start : start + _CHUNK]))
+            select(AwardRow).where(
+                in_values(session, AwardRow.idempotency_key, unique[start : start + _CHUNK])
+            )
         )
         out.update({r.idempotency_key: r for r in rows})
     return out
@@ -454,7 +456,8 @@ def _record_awards(
         for start in range(0, len(citizens), _CHUNK):
             for row in session.execute(
                 select(Lot.id, Lot.citizen_id, Lot.earned_on, Lot.expires_on).where(
-                    Lot.citizen_id.in_(citizens[start : start + _CHUNK]), Lot.earned_on.in_(days)
+                    in_values(session, Lot.citizen_id, citizens[start : start + _CHUNK]),
+                    Lot.earned_on.in_(days),
                 )
             ):
                 lot_ids[(row.citizen_id, row.earned_on, row.expires_on)] = row.id

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from tanhui.kit.bulk import execute_many
 from tanhui.kit.db import utcnow
-from tanhui.kit.dialect import insert_ignore
+from tanhui.kit.dialect import in_values, insert_ignore
 from tanhui.kit.errors import Conflict, IdempotencyConflict, InvalidInput, NotFound
 from tanhui.kit.fingerprint import fingerprint
 from tanhui.ledger.models import Account, Asset, Hold, Posting, Transfer
@@ -233,7 +233,7 @@ def _account_ids(
     rows = session.execute(
         select(c.owner_id, c.id).where(
             c.owner_type == owner_type,
-            c.owner_id.in_(owner_ids),
+            in_values(session, c.owner_id, owner_ids),
             c.asset_code == asset,
             c.name == name,
         )
@@ -349,7 +349,7 @@ def _existing_transfers(
     for start in range(0, len(unique), _CHUNK):
         rows = session.execute(
             select(Transfer.id, Transfer.idempotency_key, Transfer.request_hash).where(
-                Transfer.idempotency_key.in_(unique[start : start + _CHUNK])
+                in_values(session, Transfer.idempotency_key, unique[start : start + _CHUNK])
             )
         ).all()
         if rows:
@@ -468,7 +468,7 @@ def _accounts_by_id(session: Session, ids: Iterable[int]) -> dict[int, tuple[str
     for start in range(0, len(wanted), _CHUNK):
         rows = session.execute(
             select(_table.c.id, _table.c.asset_code, _table.c.bounded).where(
-                _table.c.id.in_(wanted[start : start + _CHUNK])
+                in_values(session, _table.c.id, wanted[start : start + _CHUNK])
             )
         )
         found.update({row.id: (row.asset_code, row.bounded) for row in rows})

@@ -33,6 +33,7 @@ from tanhui.identity.service.partners import (
     validate_scenarios,
 )
 from tanhui.kit.db import utcnow
+from tanhui.kit.dialect import in_values
 from tanhui.kit.errors import Conflict, Forbidden, InvalidInput, NotFound, TanhuiError
 
 AUTH_CODE_TTL = timedelta(minutes=10)
@@ -306,7 +307,7 @@ def bindings_for(
         rows = session.execute(
             select(Binding.partner_user_id, Binding.citizen_id, Binding.scenarios).where(
                 Binding.partner_id == partner_id,
-                Binding.partner_user_id.in_(ids[start : start + _CHUNK]),
+                in_values(session, Binding.partner_user_id, ids[start : start + _CHUNK]),
                 Binding.status == "active",
             )
         )
