@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from tanhui.incentives import service as incentives_service
 from tanhui.incentives.models import Award as AwardRow
 from tanhui.kit.errors import IdempotencyConflict
+from tanhui.kit.fingerprint import fingerprint
 from tanhui.ledger import service as ledger_service
 from tests.fixtures.incentives import award, citizen_id, give_points
 
@@ -232,3 +233,32 @@ def test_issued_by_day_follows_the_earning_day(session) -> None:
     issued = incentives_service.issued_by_day(session, first=day, last=today)
     assert issued.get(day, 0) >= 25
     assert issued.get(today, 0) >= 10
+
+
+@given(
+    citizen=st.integers(min_value=1, max_value=2**63 - 1),
+    mg=st.integers(min_value=0, max_value=2**63 - 1),
+    at=st.datetimes(
+        min_value=datetime(2000, 1, 2),
+        max_value=datetime(2999, 12, 30),
+        timezones=st.sampled_from(
+            [UTC, timezone(timedelta(hours=8)), timezone(-timedelta(hours=5))]
+        ),
+    ),
+    source=st.text(min_size=1, max_size=40),
+    campaign=st.text(min_size=1, max_size=20),
+)
+def test_the_award_hash_is_the_fingerprint_of_the_award(citizen, mg, at, source, campaign) -> None:  # type: ignore[no-untyped-def]
+    """Hashes stored by earlier versions must still match on replay."""
+    award = incentives_service.Award(
+        citizen_id=citizen,
+        reduction_mg=mg,
+        earned_at=at,
+        source=source,
+        idempotency_key="k",
+        campaign=campaign,
+    )
+    expected = fingerprint(
+        {"c": citizen, "mg": mg, "at": at.astimezone(UTC), "s": source, "k": campaign}
+    )
+    assert incentives_service._award_hash(award) == expected
