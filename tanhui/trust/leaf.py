@@ -43,6 +43,9 @@ def rfc3339(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
 def _strict(value: Any) -> Any:
     """The value with datetimes as RFC 3339 text; anything else that is not plain JSON raises.
 
@@ -58,6 +61,8 @@ def _strict(value: Any) -> Any:
     if isinstance(value, Mapping):
         if not all(type(key) is str for key in value):
             raise LeafEncodingError(_where(value, "$"))
+        if all(type(item) in _PLAIN for item in value.values()):
+            return value  # a flat object of plain values (a posting): nothing to convert
         return {key: _strict(item) for key, item in value.items()}
     if isinstance(value, datetime):
         return rfc3339(value)
