@@ -59,6 +59,7 @@ CREDITED, REJECTED, REVIEW, REVERSED, DUPLICATE = (
 )
 ISSUANCE = "issuance"
 CITIZEN = "citizen"
+_NOT_ALLOWED = "scenario_not_allowed"
 
 _T: Table = ActivityRecord.__table__  # type: ignore[assignment]
 _D: Table = ActivityDaily.__table__  # type: ignore[assignment]
@@ -282,7 +283,9 @@ def prepare(
         if record.scenario not in partner.scenarios or (
             partner.approved_until is not None and day > partner.approved_until
         ):
-            continue  # refused in `commit`, in its place among the binding checks
+            # `commit` puts this refusal first, before the binding checks it alone can make.
+            judgement.refusal = (_NOT_ALLOWED, f"partner is not approved for {record.scenario}")
+            continue
         rules = rulebook.for_scenario(record.scenario)
         refusal = checks.check_window(record, rules, now=now)
         if refusal is None:
@@ -348,24 +351,17 @@ def commit(session: Session, prepared: Prepared) -> list[dict[str, Any]]:
         record = j.record
         binding = bindings.get(record.partner_user_id)
         citizen_id = binding.citizen_id if binding is not None else None
-        if record.scenario not in partner.scenarios or (
-            partner.approved_until is not None and j.day > partner.approved_until
-        ):
-            refusal: tuple[str, str] | None = (
-                "scenario_not_allowed",
-                f"partner is not approved for {record.scenario}",
-            )
-        elif binding is None:
-            refusal = ("unbound_user", "partner_user_id is not bound to a citizen")
-        elif record.scenario not in binding.scenarios:
-            refusal = (
-                "scenario_not_consented",
-                f"the citizen has not consented to {record.scenario}",
-            )
-        else:
-            refusal = j.refusal
-        if refusal is not None or citizen_id is None or j.methodology is None:
-            code, why = refusal or ("no_methodology", "no methodology applies")
+        refusal = j.refusal  # the partner's approval, the window, plausibility, methodology
+        if refusal is None or refusal[0] != _NOT_ALLOWED:
+            if binding is None:
+                refusal = ("unbound_user", "partner_user_id is not bound to a citizen")
+            elif record.scenario not in binding.scenarios:
+                refusal = (
+                    "scenario_not_consented",
+                    f"the citizen has not consented to {record.scenario}",
+                )
+        if refusal is not None:
+            code, why = refusal
             rows.append(
                 _row(
                     partner_id,
@@ -376,11 +372,14 @@ def commit(session: Session, prepared: Prepared) -> list[dict[str, Any]]:
                     code=code,
                     now=now,
                     detail=why,
-                    methodology=j.methodology,
+                    # Only a refusal made under the methodology names it (as before the split).
+                    methodology=j.methodology if refusal is j.refusal else None,
                 )
             )
             row_index.append(j.index)
             continue
+        # No refusal: the record is bound, and `prepare` computed it under a methodology.
+        assert citizen_id is not None and j.methodology is not None
         pending.append(
             _Pending(
                 j.index,
