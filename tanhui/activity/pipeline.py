@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Row, Table, bindparam, func, insert, select, text, tuple_, update
+from sqlalchemy import Row, Table, bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from tanhui.activity import checks
@@ -37,9 +37,9 @@ from tanhui.incentives import service as incentives_service
 from tanhui.kit.bulk import execute_many
 from tanhui.kit.db import utcnow
 from tanhui.kit.dialect import (
-    for_update,
     in_values,
     insert_ignore,
+    rows_table,
     serialised_writers,
     upsert_add,
 )
@@ -552,11 +552,13 @@ def lock_daily(
 
     On PostgreSQL the missing rows are created at zero first so that they too are locked: two
     concurrent batches for one citizen then queue rather than both use the same cap room. SQLite's
-    writers are serialised, so there it is one SELECT; `bump_daily` creates rows as it adds.
+    writers are serialised, so there it is a plain read; `bump_daily` creates rows as it adds.
+    Either way the keys are one joined parameter, each probing the (citizen, scenario, day) key.
     """
     if not keys:
         return {}
-    if not serialised_writers(session):
+    serialised = serialised_writers(session)
+    if not serialised:
         execute_many(
             session,
             insert_ignore(session, _D, ["citizen_id", "scenario", "day"]),
@@ -566,37 +568,30 @@ def lock_daily(
             ],
         )
     out: dict[tuple[int, str, date], tuple[int, int]] = {}
-    if serialised_writers(session):
-        # No row locks to take: read by citizen within the batch's days and keep the keys asked
-        # for, which spares building (and SQLite parsing) a row-value IN of every key.
-        wanted = set(keys)
-        citizens = sorted({c for c, _, _ in keys})
-        scenarios = sorted({s for _, s, _ in keys})
-        first, last = min(d for _, _, d in keys), max(d for _, _, d in keys)
-        for start in range(0, len(citizens), CHUNK):
-            rows = session.execute(
-                select(
-                    _D.c.citizen_id, _D.c.scenario, _D.c.day, _D.c.credited_mg, _D.c.records
-                ).where(
-                    in_values(session, _D.c.citizen_id, citizens[start : start + CHUNK]),
-                    _D.c.scenario.in_(scenarios),
-                    _D.c.day.between(first, last),
-                )
-            )
-            for c, s, d, mg, n in rows:
-                if (c, s, d) in wanted:
-                    out[(c, s, d)] = (mg, n)
-        return out
     for start in range(0, len(keys), CHUNK):
-        chunk = keys[start : start + CHUNK]
+        probe = rows_table(session, _DAILY_PROBE, keys[start : start + CHUNK])
         stmt = (
             select(_D.c.citizen_id, _D.c.scenario, _D.c.day, _D.c.credited_mg, _D.c.records)
-            .where(tuple_(_D.c.citizen_id, _D.c.scenario, _D.c.day).in_(chunk))
-            .order_by(_D.c.citizen_id, _D.c.scenario, _D.c.day)
+            .select_from(probe)
+            .join(
+                _D,
+                (_D.c.citizen_id == probe.c.citizen_id)
+                & (_D.c.scenario == probe.c.scenario)
+                & (_D.c.day == probe.c.day),
+            )
         )
-        for c, s, d, mg, n in session.execute(for_update(session, stmt)):
+        if not serialised:
+            stmt = stmt.order_by(_D.c.citizen_id, _D.c.scenario, _D.c.day).with_for_update(of=_D)
+        for c, s, d, mg, n in session.execute(stmt):
             out[(c, s, d)] = (mg, n)
     return out
+
+
+_DAILY_PROBE = (
+    ("citizen_id", _D.c.citizen_id.type),
+    ("scenario", _D.c.scenario.type),
+    ("day", _D.c.day.type),
+)
 
 
 def bump_daily(session: Session, deltas: Mapping[tuple[int, str, date], tuple[int, int]]) -> None:
@@ -614,30 +609,57 @@ def bump_daily(session: Session, deltas: Mapping[tuple[int, str, date], tuple[in
 
 
 def _stored_spans(session: Session, pending: Sequence[_Pending]) -> SpanIndex:
-    """Spans of stored trips (credited or in review) that could overlap the batch's trips."""
+    """Stored trips (credited or in review) whose span touches one of the batch's trips.
+
+    One probe per batch trip, joined on the (citizen_id, started_at) index: a stored trip starts at
+    most MAX_SPAN before the probe's start and no later than its end, and ends no earlier than its
+    start. That is a superset of the stored trips that overlap (`checks.overlaps` decides exactly),
+    and it reads the few rows that matter instead of every trip of the batch's citizens that day.
+    """
     index = SpanIndex()
     if not pending:
         return index
-    citizens = sorted({p.citizen_id for p in pending})
-    scenarios = sorted({p.record.scenario for p in pending})
-    earliest = min(p.record.started_at for p in pending)
-    latest = max(p.record.ended_at for p in pending)
-    for start in range(0, len(citizens), CHUNK):
+    for start in range(0, len(pending), CHUNK):
+        probe = rows_table(
+            session,
+            _SPAN_PROBE,
+            [
+                (
+                    p.citizen_id,
+                    p.record.scenario,
+                    p.record.started_at - checks.MAX_SPAN,
+                    p.record.started_at,
+                    p.record.ended_at,
+                )
+                for p in pending[start : start + CHUNK]
+            ],
+        )
         rows = session.execute(
-            select(_T.c.citizen_id, _T.c.scenario, _T.c.started_at, _T.c.ended_at).where(
-                in_values(session, _T.c.citizen_id, citizens[start : start + CHUNK]),
-                _T.c.scenario.in_(scenarios),
-                _T.c.status.in_((CREDITED, REVIEW)),
-                # Bounded on both sides on the (citizen_id, started_at) index: the rows read are the
-                # batch's window, not the citizen's whole history (no record spans more than MAX_SPAN).
-                _T.c.started_at >= earliest - checks.MAX_SPAN,
-                _T.c.started_at <= latest,
-                _T.c.ended_at >= earliest,
+            select(_T.c.citizen_id, _T.c.scenario, _T.c.started_at, _T.c.ended_at)
+            .distinct()
+            .select_from(probe)
+            .join(
+                _T,
+                (_T.c.citizen_id == probe.c.citizen_id)
+                & (_T.c.started_at >= probe.c.earliest)
+                & (_T.c.started_at <= probe.c.ended_at)
+                & (_T.c.ended_at >= probe.c.started_at)
+                & (_T.c.scenario == probe.c.scenario),
             )
+            .where(_T.c.status.in_((CREDITED, REVIEW)))
         )
         for c, s, a, b in rows:
             index.add(c, s, a, b)
     return index
+
+
+_SPAN_PROBE = (
+    ("citizen_id", _T.c.citizen_id.type),
+    ("scenario", _T.c.scenario.type),
+    ("earliest", _T.c.started_at.type),
+    ("started_at", _T.c.started_at.type),
+    ("ended_at", _T.c.ended_at.type),
+)
 
 
 def _allocate_ids(session: Session, rows: Sequence[dict[str, Any]]) -> dict[str, int]:

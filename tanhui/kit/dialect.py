@@ -7,10 +7,12 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import String, Table, any_, bindparam, func, literal_column, select
+from sqlalchemy import String, Table, any_, bindparam, column, func, literal_column, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import FromClause
 from sqlalchemy.sql.dml import Insert
+from sqlalchemy.types import TypeEngine
 
 
 def insert_ignore(session: Session, table: Table, index_elements: list[str]) -> Insert:
@@ -82,4 +84,52 @@ def in_values(session: Session, column: Any, values: Sequence[Any]) -> Any:
         select(literal_column("value")).select_from(
             func.json_each(bindparam(None, json.dumps(list(values)), type_=String()))
         )
+    )
+
+
+def rows_table(
+    session: Session, columns: Sequence[tuple[str, TypeEngine[Any]]], rows: Sequence[Sequence[Any]]
+) -> FromClause:
+    """A batch's rows as a table to JOIN against, bound as one parameter per column.
+
+    For look-ups that `in_values` cannot say, because each row brings several values (a key of
+    three columns, a time span): "the stored rows matching one of these 500 (citizen, scenario, day)"
+    is a join whose every probe walks an index, instead of one wide read sifted in Python. SQLite
+    reads the rows from a JSON array of arrays (`json_each`; values converted first by the column
+    type's own bind processor, so a timestamp compares with the stored text); PostgreSQL from one
+    array per column (`unnest`). Its columns are `.c.<name>`.
+    """
+    if _postgres(session):
+        arrays = [
+            bindparam(None, [row[i] for row in rows], type_=postgresql.ARRAY(type_))
+            for i, (_, type_) in enumerate(columns)
+        ]
+        return (
+            func.unnest(*arrays)
+            .table_valued(*(column(name, type_) for name, type_ in columns))
+            .render_derived()
+        )
+    dialect = session.get_bind().dialect
+    converters = [type_.dialect_impl(dialect).bind_processor(dialect) for _, type_ in columns]
+    if any(converters):
+        rows = [
+            [
+                v if convert is None else convert(v)
+                for v, convert in zip(row, converters, strict=True)
+            ]
+            for row in rows
+        ]
+    each = func.json_each(bindparam(None, json.dumps(rows), type_=String())).table_valued("value")
+    return (
+        select(
+            *(
+                each.c.value.op("->>", return_type=type_)(literal_column(str(i))).label(name)
+                for i, (name, type_) in enumerate(columns)
+            )
+        )
+        .select_from(each)
+        # Materialised once: a subquery would be flattened into the join and re-parse the JSON
+        # row for every comparison with every candidate row it meets.
+        .cte()
+        .prefix_with("MATERIALIZED")
     )
