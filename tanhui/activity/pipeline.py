@@ -256,6 +256,7 @@ def prepare(
     zone = get_settings().zone
     results: list[dict[str, Any] | None] = [None] * len(raw_records)
     rulebook = rules_mod.load(session, at=now)
+    resolve = methodology_service.resolver(session)
     resolved: dict[tuple[str, date], Any] = {}
     judged: list[_Judged] = []
     first_of: dict[str, int] = {}  # external id -> index of its first occurrence in the batch
@@ -296,9 +297,7 @@ def prepare(
         compiled = resolved.get((record.scenario, day))
         if compiled is None:
             try:
-                compiled = methodology_service.resolve(
-                    session, record.scenario, at=record.started_at
-                )
+                compiled = resolve(record.scenario, record.started_at)
             except TanhuiError as exc:
                 compiled = exc
             resolved[(record.scenario, day)] = compiled
@@ -505,9 +504,9 @@ def commit(session: Session, prepared: Prepared) -> list[dict[str, Any]]:
             if answer is not None and answer["record_id"] in by_id:
                 answer["points"] = by_id[answer["record_id"]]
     if serialised and rows:
-        execute_many(
-            session, _INSERT, [{**row, "id": allocated[row["external_id"]]} for row in rows]
-        )
+        for row in rows:
+            row["id"] = allocated[row["external_id"]]
+        execute_many(session, _INSERT, rows)
     bump_daily(session, {k: (v[0], v[1]) for k, v in daily_delta.items()})
 
     raw_records, repeats = prepared.raw_records, prepared.repeats
@@ -582,7 +581,7 @@ def lock_daily(
         )
         if not serialised:
             stmt = stmt.order_by(_D.c.citizen_id, _D.c.scenario, _D.c.day).with_for_update(of=_D)
-        for c, s, d, mg, n in session.execute(stmt):
+        for c, s, d, mg, n in session.execute(stmt).all():
             out[(c, s, d)] = (mg, n)
     return out
 
@@ -647,7 +646,7 @@ def _stored_spans(session: Session, pending: Sequence[_Pending]) -> SpanIndex:
                 & (_T.c.scenario == probe.c.scenario),
             )
             .where(_T.c.status.in_((CREDITED, REVIEW)))
-        )
+        ).all()
         for c, s, a, b in rows:
             index.add(c, s, a, b)
     return index

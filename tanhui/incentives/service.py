@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import NamedTuple
 
 from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
@@ -39,6 +40,7 @@ DEFAULT_FEN_PER_100_POINTS = 100
 
 _CHUNK = 500
 _CARRY: Table = Carry.__table__  # type: ignore[assignment]
+_LOT: Table = Lot.__table__  # type: ignore[assignment]
 _AWARD: Table = AwardRow.__table__  # type: ignore[assignment]
 _INSERT_AWARD = insert(_AWARD)
 _SET_CARRY = (
@@ -60,9 +62,11 @@ class InsufficientPoints(Conflict):
     code = "insufficient_points"
 
 
-@dataclass(frozen=True, slots=True)
-class Award:
-    """A reduction to convert into points (the activity pipeline's request)."""
+class Award(NamedTuple):
+    """A reduction to convert into points (the activity pipeline's request).
+
+    A named tuple rather than a frozen dataclass: as immutable, and a batch builds hundreds of
+    them, which a tuple does several times faster."""
 
     citizen_id: int
     reduction_mg: int
@@ -254,13 +258,20 @@ def _award_hash(award: Award) -> str:
     hashes hundreds (`_validate` has made c and mg plain ints): the same bytes, in a third of the
     time. tests/incentives pins it to `fingerprint`."""
     at = award.earned_at.astimezone(UTC).isoformat()
-    source = json.dumps(award.source, ensure_ascii=False)
-    campaign = json.dumps(award.campaign, ensure_ascii=False)
+    source, campaign = _json_string(award.source), _json_string(award.campaign)
     text = (
         f'{{"at":"{at}","c":{award.citizen_id},"k":{campaign},'
         f'"mg":{award.reduction_mg},"s":{source}}}'
     )
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _json_string(value: str) -> str:
+    """`json.dumps(value, ensure_ascii=False)`; printable ASCII with nothing to escape (an award's
+    source and campaign, nearly always) is only quoted."""
+    if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
+        return f'"{value}"'
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _validate(award: Award) -> None:
@@ -314,7 +325,7 @@ def _lock_carry_rows(session: Session, citizen_ids: Sequence[int]) -> dict[int, 
             .where(in_values(session, _CARRY.c.citizen_id, wanted[start : start + _CHUNK]))
             .order_by(_CARRY.c.citizen_id)
         )
-        for c, carry_mg, total_mg, total_points in session.execute(for_update(session, stmt)):
+        for c, carry_mg, total_mg, total_points in session.execute(for_update(session, stmt)).all():
             out[c] = [carry_mg, total_mg, total_points]
     return out
 
@@ -456,13 +467,14 @@ def _record_awards(
         citizens = sorted({k[0] for k in lot_add})
         days = sorted({k[1] for k in lot_add})
         for start in range(0, len(citizens), _CHUNK):
-            for row in session.execute(
-                select(Lot.id, Lot.citizen_id, Lot.earned_on, Lot.expires_on).where(
-                    in_values(session, Lot.citizen_id, citizens[start : start + _CHUNK]),
-                    Lot.earned_on.in_(days),
+            # Core columns and one fetch: hundreds of rows, no ORM loading.
+            for lot_id, citizen_id, earned_on, expires_on in session.execute(
+                select(_LOT.c.id, _LOT.c.citizen_id, _LOT.c.earned_on, _LOT.c.expires_on).where(
+                    in_values(session, _LOT.c.citizen_id, citizens[start : start + _CHUNK]),
+                    _LOT.c.earned_on.in_(days),
                 )
-            ):
-                lot_ids[(row.citizen_id, row.earned_on, row.expires_on)] = row.id
+            ).all():
+                lot_ids[(citizen_id, earned_on, expires_on)] = lot_id
 
     # Ledger: ONE transfer for the whole batch, issuance -> one posting per citizen (the sum of that
     # citizen's awards). Each award row below keeps its own points and this transfer's id, so

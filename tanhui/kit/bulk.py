@@ -44,7 +44,8 @@ def _compiled(
     return compiled.string, names, tuple(converters), positional
 
 
-def _convert_column(column: tuple[Any, ...], convert: Callable[[Any], Any]) -> list[Any]:
+def convert_column(column: Sequence[Any], convert: Callable[[Any], Any]) -> list[Any]:
+    """A column's values through its bind processor; each distinct date or time converted once."""
     if all(type(v) in _MEMOISED for v in column):
         # Keyed with the zone too: equal instants in two zones are equal datetimes, yet a plain
         # DateTime column stores their wall-clock times apart.
@@ -81,7 +82,7 @@ def execute_many(session: Session, stmt: ClauseElement, rows: Sequence[Mapping[s
         # (every row's received_at is the same instant), so each distinct one is converted once.
         columns: list[Any] = list(zip(*params, strict=True))
         for i, convert in converters:
-            columns[i] = _convert_column(columns[i], convert)
+            columns[i] = convert_column(columns[i], convert)
         params = list(zip(*columns, strict=True))
     if not positional:
         params = [dict(zip(names, row_values, strict=True)) for row_values in params]

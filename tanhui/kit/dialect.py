@@ -14,6 +14,8 @@ from sqlalchemy.sql import FromClause
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.types import TypeEngine
 
+from tanhui.kit.bulk import convert_column
+
 
 def insert_ignore(session: Session, table: Table, index_elements: list[str]) -> Insert:
     """INSERT ... ON CONFLICT (cols) DO NOTHING for the session's database.
@@ -111,14 +113,12 @@ def rows_table(
         )
     dialect = session.get_bind().dialect
     converters = [type_.dialect_impl(dialect).bind_processor(dialect) for _, type_ in columns]
-    if any(converters):
-        rows = [
-            [
-                v if convert is None else convert(v)
-                for v, convert in zip(row, converters, strict=True)
-            ]
-            for row in rows
-        ]
+    if rows and any(converters):
+        values: list[Any] = list(zip(*rows, strict=True))  # column by column, as kit.bulk does
+        for i, convert in enumerate(converters):
+            if convert is not None:
+                values[i] = convert_column(values[i], convert)
+        rows = list(zip(*values, strict=True))
     each = func.json_each(bindparam(None, json.dumps(rows), type_=String())).table_valued("value")
     return (
         select(

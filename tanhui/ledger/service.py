@@ -238,7 +238,7 @@ def _account_ids(
             c.name == name,
         )
     )
-    return {row.owner_id: row.id for row in rows}
+    return dict(rows.all())
 
 
 def platform_account(session: Session, asset: str, name: str) -> Account:
@@ -471,7 +471,7 @@ def _accounts_by_id(session: Session, ids: Iterable[int]) -> dict[int, tuple[str
                 in_values(session, _table.c.id, wanted[start : start + _CHUNK])
             )
         )
-        found.update({row.id: (row.asset_code, row.bounded) for row in rows})
+        found.update({i: (asset, bounded) for i, asset, bounded in rows.all()})
     return found
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -203,22 +203,40 @@ def resolve(session: Session, scenario: str, *, at: date | datetime) -> Compiled
     The assignment in force at `at` names the methodology (else the default variant for the
     platform's region); its newest version whose effective_from is not after `at` computes.
     """
-    if scenario not in SCENARIOS:
-        raise InvalidInput(
-            f"unknown scenario {scenario!r}", code="unknown_scenario", field="scenario"
-        )
+    return resolver(session)(scenario, at)
+
+
+def resolver(session: Session) -> Callable[[str, date | datetime], CompiledMethodology]:
+    """`resolve` for a batch of records: the catalogue and the assignments are read once.
+
+    The assignments are a short table (a row per operator change of a scenario's methodology);
+    the one in force at a record's day is the latest effective_from not after it (then the
+    latest assigned).
+    """
     cat = catalogue(session)
-    day = _day(at, cat.zone)
-    assigned = session.scalars(
-        select(MethodologyAssignment)
-        .where(MethodologyAssignment.scenario == scenario)
-        .where(MethodologyAssignment.effective_from <= day)
-        .order_by(MethodologyAssignment.effective_from.desc(), MethodologyAssignment.id.desc())
-        .limit(1)
-    ).first()
-    if assigned is not None:
-        return cat.get(assigned.methodology_id, at=day)
-    return cat.default_for(scenario, get_settings().region, day)
+    region = get_settings().region
+    assignments: dict[str, list[tuple[date, str]]] = {}
+    for scenario, methodology_id, effective_from in session.execute(
+        select(
+            MethodologyAssignment.scenario,
+            MethodologyAssignment.methodology_id,
+            MethodologyAssignment.effective_from,
+        ).order_by(MethodologyAssignment.effective_from.desc(), MethodologyAssignment.id.desc())
+    ).all():
+        assignments.setdefault(scenario, []).append((effective_from, methodology_id))
+
+    def resolve_one(scenario: str, at: date | datetime) -> CompiledMethodology:
+        if scenario not in SCENARIOS:
+            raise InvalidInput(
+                f"unknown scenario {scenario!r}", code="unknown_scenario", field="scenario"
+            )
+        day = _day(at, cat.zone)
+        for effective_from, methodology_id in assignments.get(scenario, ()):
+            if effective_from <= day:
+                return cat.get(methodology_id, at=day)
+        return cat.default_for(scenario, region, day)
+
+    return resolve_one
 
 
 def calculate(

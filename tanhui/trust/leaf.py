@@ -57,12 +57,12 @@ def _strict(value: Any) -> Any:
     if value is None or kind is str or kind is int or kind is bool:
         return value
     if kind is list or kind is tuple:
-        return [_strict(item) for item in value]
+        return [item if _flat(item) else _strict(item) for item in value]
     if isinstance(value, Mapping):
+        if _flat(value):
+            return value  # nothing to convert
         if not all(type(key) is str for key in value):
             raise LeafEncodingError(_where(value, "$"))
-        if all(type(item) in _PLAIN for item in value.values()):
-            return value  # a flat object of plain values (a posting): nothing to convert
         return {key: _strict(item) for key, item in value.items()}
     if isinstance(value, datetime):
         return rfc3339(value)
@@ -71,6 +71,15 @@ def _strict(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_strict(item) for item in value]
     raise LeafEncodingError(_where(value, "$"))
+
+
+def _flat(value: Any) -> bool:
+    """A dict of plain values under text keys (a posting): valid as it is, and the common case."""
+    return (
+        type(value) is dict
+        and all(type(key) is str for key in value)
+        and all(type(item) in _PLAIN for item in value.values())
+    )
 
 
 def _where(value: Any, path: str) -> str:
