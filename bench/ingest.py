@@ -20,7 +20,6 @@ Benchmarks are not tests: nothing here asserts a timing.
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import resource
@@ -51,6 +50,7 @@ from tanhui.incentives.models import Lot
 from tanhui.kit import dialect
 from tanhui.kit.bulk import execute_many
 from tanhui.kit.db import create_db_engine, make_session_factory, utcnow
+from tanhui.kit.runtime import settle_collector
 from tanhui.ledger import service as ledger_service
 from tanhui.ledger.models import Posting, Transfer
 from tanhui.ledger.service import CO2E_MG, POINT
@@ -552,7 +552,7 @@ def main() -> None:
     parser.add_argument("--sqlite-only", action="store_true")
     args = parser.parse_args()
     wiring.install()
-    gc.freeze()  # as `tanhui.app.create_app` does once the served app is built
+    settle_collector()  # as `tanhui.app.create_app` does once the served app is built
     results = {}
     for name, database in databases(include_postgres=not args.sqlite_only):
         with database as url:  # type: ignore[attr-defined]

@@ -46,6 +46,8 @@ def _compiled(
 
 def convert_column(column: Sequence[Any], convert: Callable[[Any], Any]) -> list[Any]:
     """A column's values through its bind processor; each distinct date or time converted once."""
+    if hasattr(convert, "cache_info"):  # memoised already (kit.db's UTC timestamps)
+        return list(map(convert, column))
     if all(type(v) in _MEMOISED for v in column):
         # Keyed with the zone too: equal instants in two zones are equal datetimes, yet a plain
         # DateTime column stores their wall-clock times apart.

@@ -166,6 +166,7 @@ def open_account(
         )
         account = _find_account(session, *key)
         assert account is not None
+    _remember_accounts(session, {account.id: (asset, account.bounded)})
     return account
 
 
@@ -220,8 +221,7 @@ def open_accounts(
                 ],
             )
             found.update(_account_ids(session, owner_type, missing, asset, name))
-    known = session.info.setdefault(_KNOWN_ACCOUNTS, {})
-    known.update(dict.fromkeys(found.values(), (asset, True)))
+    _remember_accounts(session, dict.fromkeys(found.values(), (asset, True)))
     return found
 
 
@@ -347,9 +347,10 @@ def _existing_transfers(
     found: dict[str, tuple[str, TransferRecord]] = {}
     unique = sorted(set(keys))
     for start in range(0, len(unique), _CHUNK):
+        c = _transfers.c  # Core columns: this runs for every transfer, a batch's included
         rows = session.execute(
-            select(Transfer.id, Transfer.idempotency_key, Transfer.request_hash).where(
-                in_values(session, Transfer.idempotency_key, unique[start : start + _CHUNK])
+            select(c.id, c.idempotency_key, c.request_hash).where(
+                in_values(session, c.idempotency_key, unique[start : start + _CHUNK])
             )
         ).all()
         if rows:
@@ -456,6 +457,10 @@ def _apply(
 _KNOWN_ACCOUNTS = "tanhui.ledger.known_accounts"
 
 
+def _remember_accounts(session: Session, accounts: Mapping[int, tuple[str, bool]]) -> None:
+    session.info.setdefault(_KNOWN_ACCOUNTS, {}).update(accounts)
+
+
 @event.listens_for(Session, "after_transaction_end")
 def _forget_accounts(session: Session, _transaction: Any) -> None:
     session.info.pop(_KNOWN_ACCOUNTS, None)
@@ -476,6 +481,7 @@ def _accounts_by_id(session: Session, ids: Iterable[int]) -> dict[int, tuple[str
 
 
 _table = Account.__table__
+_transfers = Transfer.__table__
 _INSERT_POSTING = insert(Posting.__table__)  # type: ignore[arg-type]
 _CREDIT = (
     update(_table)  # type: ignore[arg-type]
