@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
 from tanhui.activity.rules import ScenarioRules
@@ -152,16 +153,22 @@ class Refusal:
     field: str | None = None
 
 
+@lru_cache(maxsize=64)
+def _window(now: datetime, future_allowance_s: int, max_age_days: int) -> tuple[datetime, datetime]:
+    """(latest end, earliest start) accepted at `now`: the same for every record of a batch."""
+    return now + timedelta(seconds=future_allowance_s), now - timedelta(days=max_age_days)
+
+
 def check_window(record: Record, rules: ScenarioRules, *, now: datetime) -> Refusal | None:
     """Time window and duration: not in the future beyond the allowance, not older than N days."""
     if record.ended_at < record.started_at:
         return Refusal("invalid_duration", "ended_at is before started_at", "ended_at")
     if record.ended_at - record.started_at > MAX_SPAN:
         return Refusal("invalid_duration", "a record covers at most 24 hours", "ended_at")
-    latest = now + timedelta(seconds=rules.future_allowance_s)
+    latest, oldest = _window(now, rules.future_allowance_s, rules.max_age_days)
     if record.ended_at > latest:
         return Refusal("future_time", "the record ends in the future", "ended_at")
-    if record.started_at < now - timedelta(days=rules.max_age_days):
+    if record.started_at < oldest:
         return Refusal(
             "too_old",
             f"records older than {rules.max_age_days} days are not accepted",

@@ -84,7 +84,9 @@ class ActivityRecord(Base):
     ended_at: Mapped[datetime] = mapped_column(UTCDateTime)
     day: Mapped[date] = mapped_column(Date)  # started_at's day in the platform time zone
     quantities: Mapped[dict[str, Any]] = mapped_column(JSON)  # values as decimal strings
-    evidence: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # none_as_null: a record without evidence or review reasons stores SQL NULL, not the JSON text
+    # 'null' (rows written before read back the same: None).
+    evidence: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     methodology_id: Mapped[str | None] = mapped_column(String(64))
     methodology_version: Mapped[str | None] = mapped_column(String(32))
     computed_mg: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -93,7 +95,7 @@ class ActivityRecord(Base):
     status: Mapped[str] = mapped_column(String(16))
     code: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[str | None] = mapped_column(String(300))
-    review_reasons: Mapped[list[str] | None] = mapped_column(JSON)
+    review_reasons: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
     transfer_id: Mapped[int | None] = mapped_column(BigInteger)
     reversal_transfer_id: Mapped[int | None] = mapped_column(BigInteger)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

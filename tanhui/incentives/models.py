@@ -136,7 +136,8 @@ class Lot(Base):
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
-    citizen_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    # Looked up by citizen through the unique (citizen_id, earned_on, expires_on) index's prefix.
+    citizen_id: Mapped[int] = mapped_column(BigInteger)
     earned_on: Mapped[date] = mapped_column(Date)
     expires_on: Mapped[date] = mapped_column(Date)  # last day the points can be spent
     points: Mapped[int] = mapped_column(BigInteger, default=0)  # awarded, net of revocations

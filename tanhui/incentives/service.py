@@ -13,14 +13,21 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import NamedTuple
 
-from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from tanhui.incentives.models import Award as AwardRow
 from tanhui.incentives.models import Campaign, Carry, Lot, LotUse, Rule
 from tanhui.kit.bulk import execute_many
 from tanhui.kit.db import utcnow
-from tanhui.kit.dialect import for_update, in_values, insert_ignore, upsert_add
+from tanhui.kit.dialect import (
+    for_update,
+    in_values,
+    insert_ignore,
+    serialised_writers,
+    upsert_add,
+    upsert_set,
+)
 from tanhui.kit.errors import Conflict, IdempotencyConflict, InvalidInput, NotFound
 from tanhui.kit.settings import get_settings
 from tanhui.ledger import service as ledger_service
@@ -43,15 +50,6 @@ _CARRY: Table = Carry.__table__  # type: ignore[assignment]
 _LOT: Table = Lot.__table__  # type: ignore[assignment]
 _AWARD: Table = AwardRow.__table__  # type: ignore[assignment]
 _INSERT_AWARD = insert(_AWARD)
-_SET_CARRY = (
-    update(_CARRY)
-    .where(_CARRY.c.citizen_id == bindparam("c"))
-    .values(
-        carry_mg=bindparam("carry_mg"),
-        total_mg=bindparam("total_mg"),
-        total_points=bindparam("total_points"),
-    )
-)
 
 
 class PointsSpent(Conflict):
@@ -309,16 +307,20 @@ def _lock_carries(session: Session, citizen_ids: Sequence[int]) -> dict[int, Car
 
 
 def _lock_carry_rows(session: Session, citizen_ids: Sequence[int]) -> dict[int, list[int]]:
-    """The batch's carries as [carry_mg, total_mg, total_points], created at zero when new, locked
-    (PostgreSQL) in citizen-id order so two batches sharing citizens cannot deadlock. Core rows, not
-    ORM objects: a batch touches hundreds of carries and writes them back in one executemany."""
+    """The batch's carries as [carry_mg, total_mg, total_points] (zeros when new). Core rows, not
+    ORM objects: a batch touches hundreds of carries and writes them back in one executemany.
+
+    PostgreSQL: missing rows are created at zero first, then all are locked in citizen-id order,
+    so two batches sharing citizens queue rather than deadlock. SQLite's writers are serialised:
+    a plain read, and `_write_carries` creates what is new as it writes."""
     wanted = sorted(set(citizen_ids))
-    execute_many(
-        session,
-        insert_ignore(session, _CARRY, ["citizen_id"]),
-        [{"citizen_id": c, "carry_mg": 0, "total_mg": 0, "total_points": 0} for c in wanted],
-    )
-    out: dict[int, list[int]] = {}
+    if not serialised_writers(session):
+        execute_many(
+            session,
+            insert_ignore(session, _CARRY, ["citizen_id"]),
+            [{"citizen_id": c, "carry_mg": 0, "total_mg": 0, "total_points": 0} for c in wanted],
+        )
+    out: dict[int, list[int]] = {c: [0, 0, 0] for c in wanted}
     for start in range(0, len(wanted), _CHUNK):
         stmt = (
             select(_CARRY.c.citizen_id, _CARRY.c.carry_mg, _CARRY.c.total_mg, _CARRY.c.total_points)
@@ -335,9 +337,9 @@ def _write_carries(session: Session, carries: dict[int, list[int]]) -> None:
         return
     execute_many(
         session,
-        _SET_CARRY,
+        upsert_set(session, _CARRY, ["citizen_id"], ["carry_mg", "total_mg", "total_points"]),
         [
-            {"c": c, "carry_mg": v[0], "total_mg": v[1], "total_points": v[2]}
+            {"citizen_id": c, "carry_mg": v[0], "total_mg": v[1], "total_points": v[2]}
             for c, v in sorted(carries.items())
         ],
     )

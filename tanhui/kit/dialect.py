@@ -61,6 +61,25 @@ def _upsert_add(
     )
 
 
+def upsert_set(
+    session: Session, table: Table, index_elements: list[str], set_columns: list[str]
+) -> Insert:
+    """INSERT ... ON CONFLICT (cols) DO UPDATE SET c = excluded.c for each set column: a row
+    written whole whether or not it existed. Built once per arguments, like `insert_ignore`."""
+    return _upsert_set(_postgres(session), table, tuple(index_elements), tuple(set_columns))
+
+
+@lru_cache(maxsize=128)
+def _upsert_set(
+    postgres: bool, table: Table, index_elements: tuple[str, ...], set_columns: tuple[str, ...]
+) -> Insert:
+    stmt: Any = postgresql.insert(table) if postgres else sqlite.insert(table)
+    return stmt.on_conflict_do_update(  # type: ignore[no-any-return]
+        index_elements=list(index_elements),
+        set_={c: stmt.excluded[c] for c in set_columns},
+    )
+
+
 def _postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
