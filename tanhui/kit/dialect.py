@@ -47,18 +47,7 @@ def upsert_add(
     sums) grow by one statement per batch, whatever was there before. Built once per arguments, like
     `insert_ignore`.
     """
-    return _upsert_add(_postgres(session), table, tuple(index_elements), tuple(add_columns))
-
-
-@lru_cache(maxsize=128)
-def _upsert_add(
-    postgres: bool, table: Table, index_elements: tuple[str, ...], add_columns: tuple[str, ...]
-) -> Insert:
-    stmt: Any = postgresql.insert(table) if postgres else sqlite.insert(table)
-    return stmt.on_conflict_do_update(  # type: ignore[no-any-return]
-        index_elements=list(index_elements),
-        set_={c: table.c[c] + stmt.excluded[c] for c in add_columns},
-    )
+    return _upsert(_postgres(session), table, tuple(index_elements), tuple(add_columns), add=True)
 
 
 def upsert_set(
@@ -66,17 +55,22 @@ def upsert_set(
 ) -> Insert:
     """INSERT ... ON CONFLICT (cols) DO UPDATE SET c = excluded.c for each set column: a row
     written whole whether or not it existed. Built once per arguments, like `insert_ignore`."""
-    return _upsert_set(_postgres(session), table, tuple(index_elements), tuple(set_columns))
+    return _upsert(_postgres(session), table, tuple(index_elements), tuple(set_columns), add=False)
 
 
 @lru_cache(maxsize=128)
-def _upsert_set(
-    postgres: bool, table: Table, index_elements: tuple[str, ...], set_columns: tuple[str, ...]
+def _upsert(
+    postgres: bool,
+    table: Table,
+    index_elements: tuple[str, ...],
+    columns: tuple[str, ...],
+    *,
+    add: bool,
 ) -> Insert:
     stmt: Any = postgresql.insert(table) if postgres else sqlite.insert(table)
     return stmt.on_conflict_do_update(  # type: ignore[no-any-return]
         index_elements=list(index_elements),
-        set_={c: stmt.excluded[c] for c in set_columns},
+        set_={c: table.c[c] + stmt.excluded[c] if add else stmt.excluded[c] for c in columns},
     )
 
 

@@ -7,9 +7,11 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tanhui.activity import service as activity_service
+from tanhui.activity.models import ActivityRecord
 from tanhui.identity import signing
 from tanhui.ledger import service as ledger_service
 from tests.fixtures import activity as fx
@@ -50,6 +52,15 @@ def test_signed_batch_credits_each_record(client, session, partner):
         r["reduction_mg"] for r in out
     )
     assert ledger_service.check(session) == []
+    # No evidence and no review reasons are SQL NULL, not the JSON text 'null'.
+    stored = session.execute(
+        select(
+            func.count(),
+            func.count(ActivityRecord.evidence),
+            func.count(ActivityRecord.review_reasons),
+        ).where(ActivityRecord.id.in_([r["record_id"] for r in out]))
+    ).one()
+    assert tuple(stored) == (2, 0, 0)
 
 
 def test_unsigned_request_is_refused(client, partner):

@@ -137,6 +137,26 @@ class TestResolve:
             "wuhan-metro"
         ]
 
+    def test_one_resolver_answers_a_batch_as_resolve_does(self, session: Session) -> None:
+        """A batch resolves through one reader of the assignments: the latest effective date not
+        after a record's day wins, then the latest assigned for that date."""
+        for methodology_id, start in (
+            ("wuhan-metro", date(2025, 1, 1)),
+            ("shenzhen-metro", date(2025, 6, 1)),
+            ("wuhan-metro", date(2025, 6, 1)),  # re-assigned the same day: this one holds
+        ):
+            methodology_service.assign(
+                session, None, scenario="metro", methodology_id=methodology_id, effective_from=start
+            )
+        resolve = methodology_service.resolver(session)
+        days = [date(2024, 12, 31), date(2025, 1, 1), date(2025, 5, 31), date(2025, 6, 1)]
+        got = [resolve("metro", day).id for day in days]
+        assert got == ["shenzhen-metro", "wuhan-metro", "wuhan-metro", "wuhan-metro"]
+        assert got == [methodology_service.resolve(session, "metro", at=day).id for day in days]
+        assert resolve("bike_share", date(2025, 3, 1)).id == "wuhan-bike-share"  # untouched
+        with pytest.raises(InvalidInput):
+            resolve("teleport", date(2025, 1, 1))
+
     def test_assignment_must_match_the_scenario(self, session: Session) -> None:
         with pytest.raises(InvalidInput):
             methodology_service.assign(
