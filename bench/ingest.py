@@ -3,8 +3,8 @@
     python -m bench.ingest [--quick]
 
 For each database (SQLite; PostgreSQL when reachable) it measures, in the same run and database:
-- raw: the same rows the pipeline stores per batch (records, the batch's CO2E and POINT transfers with
-  a posting per citizen, their trust-log queue rows, award rows, point lots) inserted with plain
+- raw: the same rows the pipeline stores per batch (records, the batch's transfer with a CO2E and a
+  POINT posting per citizen, its trust-log queue row, award rows, point lots) inserted with plain
   DBAPI executemany (`kit.bulk.execute_many`, as the pipeline writes its own hot rows) — the floor
   `ratio_to_raw` divides by; `raw_core`, the same through SQLAlchemy Core, is reported beside it;
 - pipeline: `activity_service.ingest` in process, batches of 500 (records/s, max RSS);
@@ -215,9 +215,9 @@ def raw(
     SQLAlchemy Core's `session.execute(insert(table), rows)` (reported beside it as `raw_core`).
     The rows:
     - the records (with their transfer id and points already known);
-    - the batch's two transfers (CO2E credit, POINT award), each with a posting per citizen of the
-      batch plus the issuance posting;
-    - the two trust-log queue rows (one per transfer, leaf bytes of a realistic size);
+    - the batch's one transfer (CO2E credit and POINT award together), with a posting per citizen of
+      the batch and asset plus the two issuance postings;
+    - its trust-log queue row (leaf bytes of a realistic size);
     - one award row per record (source, citizen, reduction, points, transfer id);
     - the point lots, one upsert row per (citizen, day earned, expiry).
     It skips what the pipeline reads and decides (bindings, rules, caps, overlaps, carries, balance
@@ -246,7 +246,7 @@ def raw(
             ["citizen_id", "earned_on", "expires_on"],
             ["points", "remaining"],
         )
-    leaf = b"\x00" * 40 + json.dumps({"postings": [[1, "POINT", 10]] * BATCH}).encode()
+    leaf = b"\x00" * 40 + json.dumps({"postings": [[1, "POINT", 10]] * 2 * BATCH}).encode()
     statements = {
         table: insert(table.__table__)
         for table in (Posting, QueuedLeaf, ActivityRecord, AwardRow)  # type: ignore[arg-type]
@@ -263,18 +263,17 @@ def raw(
         batch = list(records(users, offset, min(BATCH, n - offset), tag))
         with factory.begin() as session:
             now = utcnow()
-            ids = (
+            (tid,) = (
                 session.execute(
                     insert(Transfer).returning(Transfer.id, sort_by_parameter_order=True),
                     [
                         {
-                            "idempotency_key": f"{tag}-{kind}-{offset}",
+                            "idempotency_key": f"{tag}-credit-{offset}",
                             "request_hash": "0" * 64,
                             "kind": "raw",
                             "metadata": {"partner_id": info["partner_id"], "records": len(batch)},
                             "created_at": now,
                         }
-                        for kind in ("co2", "points")
                     ],
                 )
                 .scalars()
@@ -282,9 +281,9 @@ def raw(
             )
             owners = sorted({(offset + k) % len(users) for k in range(len(batch))})
             postings = []
-            for tid, asset, issuance, accounts, amount in (
-                (ids[0], CO2E_MG, co2_issuance, co2, 27_000),
-                (ids[1], POINT, pts_issuance, pts, 2),
+            for asset, issuance, accounts, amount in (
+                (CO2E_MG, co2_issuance, co2, 27_000),
+                (POINT, pts_issuance, pts, 2),
             ):
                 postings.append(
                     {
@@ -307,10 +306,7 @@ def raw(
             many(
                 session,
                 statements[QueuedLeaf],
-                [
-                    {"kind": "ledger.transfer", "ref": str(t), "leaf": leaf, "queued_at": now}
-                    for t in ids
-                ],
+                [{"kind": "ledger.transfer", "ref": str(tid), "leaf": leaf, "queued_at": now}],
             )
             rows = []
             awards = []
@@ -337,7 +333,7 @@ def raw(
                         "code": None,
                         "detail": None,
                         "review_reasons": None,
-                        "transfer_id": ids[0],
+                        "transfer_id": tid,
                         "reversal_transfer_id": None,
                         "received_at": now,
                         "decided_at": now,
@@ -358,7 +354,7 @@ def raw(
                         "capped_points": 0,
                         "earned_at": s,
                         "lot_id": None,
-                        "transfer_id": ids[1],
+                        "transfer_id": tid,
                         "revoked": False,
                         "revoked_points": 0,
                         "revoke_transfer_id": None,

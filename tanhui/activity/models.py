@@ -17,18 +17,20 @@ Design
   versions are immutable, so `record_detail` recomputes the trace on demand from (id, version, inputs,
   started_at). `computed_mg` is what the methodology gave; `reduction_mg` what was credited after the
   daily cap (equal unless the cap cut it).
-- Crediting: each ingested batch is credited by ONE balanced ledger transfer (kind `activity.credit`)
-  from the platform's CO2E_MG issuance account, with one posting per citizen (the sum of that citizen's
-  credited records in the batch). Every credited record keeps that transfer's id (and so its trust-log
-  leaf); a record approved by a reviewer gets its own transfer. One transfer per batch rather than per
-  record keeps ingestion at thousands of records a second (the journal, the balance updates and the
-  trust log grow per batch, not per record). A partner reversal is its own transfer for the record's
-  amount, citizen -> issuance, with the idempotency key `activity:reversal:<record id>`.
-- Points: one `incentives_service.award_points` Award per credited record (source `activity:<id>`),
-  all in one call per batch: incentives posts ONE POINT transfer for the batch and keeps each award's
-  points in its award row, so a reversal can revoke exactly what that record earned (as a new
-  transfer). A batch therefore writes two ledger transfers, and two trust-log leaves, whatever its
-  size.
+- Crediting: each ingested batch is credited by ONE balanced ledger transfer (kind `activity.credit`):
+  from the platform's CO2E_MG issuance account, one posting per citizen (the sum of that citizen's
+  credited records in the batch), and in the same transfer the points those records earn, from the
+  POINT issuance account, again one posting per citizen. Every credited record keeps that transfer's
+  id (and so its trust-log leaf); a record approved by a reviewer gets its own transfer. One transfer
+  per batch rather than per record keeps ingestion at thousands of records a second (the journal,
+  the balance updates and the trust log grow per batch, not per record). A partner reversal is its
+  own transfer for the record's amount, citizen -> issuance, with the idempotency key
+  `activity:reversal:<record id>`.
+- Points: one `incentives_service.award_points_with` Award per credited record (source
+  `activity:<id>`), all in one call per batch, with the batch's CO2E postings as its companion:
+  incentives adds its POINT postings to that one transfer and keeps each award's points in its award
+  row, so a reversal can revoke exactly what that record earned (as a new transfer). A batch
+  therefore writes one ledger transfer, and one trust-log leaf, whatever its size.
 - Overlaps: stored trips are read only for the batch's citizens and only in the batch's window,
   `started_at` between (earliest start - MAX_SPAN) and the latest end, on the (citizen_id, started_at)
   index, so the read does not grow with a citizen's history. That bound is why a record may span at

@@ -721,7 +721,8 @@ def credit_records(
     key: str,
     meta: Mapping[str, Any],
 ) -> tuple[int | None, list[int]]:
-    """One CO2E transfer for the records (issuance -> each citizen), then their points.
+    """ONE ledger transfer for the records: their CO2E (issuance -> each citizen) and the points
+    they earn (incentives adds its POINT postings to the same transfer).
 
     credits: (record id, citizen id, reduction mg, earned at). Returns (transfer id, points per record).
     """
@@ -729,7 +730,7 @@ def credit_records(
     for _, citizen_id, mg, _ in credits:
         per_citizen[citizen_id] += mg
     per_citizen = {c: mg for c, mg in per_citizen.items() if mg}
-    transfer_id = None
+    postings: list[tuple[int, int]] = []
     if per_citizen:
         accounts = ledger_service.open_accounts(
             session, owner_type=CITIZEN, owner_ids=per_citizen, asset=ledger_service.CO2E_MG
@@ -737,10 +738,6 @@ def credit_records(
         issuance = ledger_service.platform_account(session, ledger_service.CO2E_MG, ISSUANCE)
         postings = [(issuance.id, -sum(per_citizen.values()))]
         postings += [(accounts[str(c)], mg) for c, mg in sorted(per_citizen.items())]
-        record = ledger_service.transfer(
-            session, idempotency_key=key, kind="activity.credit", postings=postings, metadata=meta
-        )
-        transfer_id = record.id
     awards = [
         (
             n,
@@ -755,9 +752,12 @@ def credit_records(
         for n, (rid, c, mg, at) in enumerate(credits)
         if mg > 0
     ]
+    transfer_id, awarded = incentives_service.award_points_with(
+        session,
+        [a for _, a in awards],
+        incentives_service.Companion(key, "activity.credit", postings, meta),
+    )
     points = [0] * len(credits)
-    if awards:
-        awarded = incentives_service.award_points(session, [a for _, a in awards])
-        for (n, _), pts in zip(awards, awarded, strict=True):
-            points[n] = pts
+    for (n, _), pts in zip(awards, awarded, strict=True):
+        points[n] = pts
     return transfer_id, points

@@ -6,7 +6,9 @@ Design
   "citizen"), every expiry a transfer to the platform's `expiry` account. The tables here explain the
   balance: which award produced which points, in which dated lot they sit, and when they expire.
 - One POINT transfer per `award_points` call (a batch), not per award: one posting per citizen (the sum
-  of that citizen's awards in the batch) plus the issuance posting. The per-award detail lives in
+  of that citizen's awards in the batch) plus the issuance posting. A caller that moves another asset
+  for the same batch (the activity pipeline's CO2E) passes its postings as a `Companion`, and the
+  points ride in that one transfer. The per-award detail lives in
   `incentives_award` (source, citizen, reduction, points, the batch transfer's id), bulk-inserted, so
   the journal and the trust log grow per batch while `revoke_points(source=...)` still takes back
   exactly what one source earned: as a NEW compensating transfer (citizen -> issuance, metadata naming

@@ -8,10 +8,10 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.orm import Session
@@ -72,6 +72,21 @@ class Award(NamedTuple):
     source: str  # e.g. "activity:123"; revoke_points() finds awards by it
     idempotency_key: str
     campaign: str = BASE_CAMPAIGN
+
+
+@dataclass(frozen=True, slots=True)
+class Companion:
+    """Postings of another asset that go in the same ledger transfer as a batch's points.
+
+    The activity pipeline credits a batch's CO2E and its points together: one balanced transfer
+    (one journal entry, one trust-log leaf) per batch instead of two. The transfer takes this
+    key, kind and metadata; without a companion `award_points` makes its own `points.award`.
+    """
+
+    idempotency_key: str
+    kind: str
+    postings: Sequence[tuple[int, int]]
+    metadata: Mapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -369,8 +384,17 @@ def award_points(session: Session, awards: Sequence[Award]) -> list[int]:
     one bulk insert of award rows (each with its own points, so a source can be revoked exactly). Replaying an award's
     idempotency key returns the points it gave the first time; the same key with another body is 409.
     """
+    return award_points_with(session, awards)[1]
+
+
+def award_points_with(
+    session: Session, awards: Sequence[Award], companion: Companion | None = None
+) -> tuple[int | None, list[int]]:
+    """`award_points`, with the companion's postings in the same transfer: (transfer id, points).
+
+    The transfer id is None when nothing moved (no points, no companion postings)."""
     if not awards:
-        return []
+        return _companion_transfer(session, companion), []
     for award in awards:
         _validate(award)
     hashes = [_award_hash(a) for a in awards]
@@ -423,12 +447,26 @@ def award_points(session: Session, awards: Sequence[Award]) -> list[int]:
         results[i] = granted
 
     if fresh:
-        _record_awards(session, awards, hashes, fresh)
+        transfer_id = _record_awards(session, awards, hashes, fresh, companion)
         _write_carries(session, {c: carries[c] for c in changed})
+    else:
+        transfer_id = _companion_transfer(session, companion)
     for i, award in enumerate(awards):
         if results[i] is None:
             results[i] = results[seen[award.idempotency_key]]
-    return [r or 0 for r in results]
+    return transfer_id, [r or 0 for r in results]
+
+
+def _companion_transfer(session: Session, companion: Companion | None) -> int | None:
+    if companion is None or not companion.postings:
+        return None
+    return ledger_service.transfer(
+        session,
+        idempotency_key=companion.idempotency_key,
+        kind=companion.kind,
+        postings=companion.postings,
+        metadata=companion.metadata,
+    ).id
 
 
 def _record_awards(
@@ -436,7 +474,8 @@ def _record_awards(
     awards: Sequence[Award],
     hashes: Sequence[str],
     fresh: Sequence[tuple[int, int, int, PointRule, date]],
-) -> None:
+    companion: Companion | None,
+) -> int | None:
     # Lots: one row per (citizen, day earned, expiry), grown by an upsert.
     lot_add: dict[tuple[int, date, date], int] = defaultdict(int)
     for i, points, _capped, rule, earned_on in fresh:
@@ -487,7 +526,7 @@ def _record_awards(
     for i, points, *_ in fresh:
         if points:
             per_citizen[awards[i].citizen_id] += points
-    transfer_id: int | None = None
+    postings: list[tuple[int, int]] = []
     if per_citizen:
         issuance = ledger_service.platform_account(session, POINT, ISSUANCE)
         accounts = ledger_service.open_accounts(
@@ -495,18 +534,31 @@ def _record_awards(
         )
         postings = [(issuance.id, -sum(per_citizen.values()))]
         postings += [(accounts[str(c)], n) for c, n in sorted(per_citizen.items())]
-        first = awards[fresh[0][0]]
+    first = awards[fresh[0][0]]
+    meta = {"awards": len(fresh), "first_source": first.source}
+    if companion is not None:
+        transfer_id = _companion_transfer(
+            session,
+            Companion(
+                companion.idempotency_key,
+                companion.kind,
+                [*companion.postings, *postings],
+                {**companion.metadata, **meta},
+            ),
+        )
+    elif postings:
         # The awards' keys are new (checked above), so a digest of them names this batch: a retried
         # transaction recomputes the same key, a different batch cannot.
         digest = hashlib.sha256("\n".join(awards[i].idempotency_key for i, *_ in fresh).encode())
-        record = ledger_service.transfer(
+        transfer_id = ledger_service.transfer(
             session,
             idempotency_key=f"points.award:{digest.hexdigest()[:40]}",
             kind="points.award",
             postings=postings,
-            metadata={"awards": len(fresh), "first_source": first.source},
-        )
-        transfer_id = record.id
+            metadata=meta,
+        ).id
+    else:
+        transfer_id = None
 
     now = utcnow()
     execute_many(
@@ -536,6 +588,7 @@ def _record_awards(
             for i, points, capped, rule, earned_on in fresh
         ],
     )
+    return transfer_id
 
 
 # --- revocation ------------------------------------------------------------------------------------

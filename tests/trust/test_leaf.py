@@ -47,6 +47,22 @@ class TestEncoding:
         with pytest.raises(leaf.LeafEncodingError):
             leaf.encode("k", "r", {"x": bad})
 
+    @pytest.mark.parametrize(
+        "posting", [(1, "POINT", 1.5), (1, "POINT", True), ("1", "POINT", 2), (1, 2, 2)]
+    )
+    def test_transfer_postings_are_checked_as_they_are_built(self, posting: tuple) -> None:
+        # The postings list skips the generic walk in `encode`, so its own check must refuse these.
+        with pytest.raises(leaf.LeafEncodingError):
+            leaf.transfer_payload(
+                transfer_id=1,
+                kind="k",
+                created_at=datetime(2026, 1, 1, tzinfo=UTC),
+                reverses_id=None,
+                postings=[posting, (2, "POINT", -2)],
+                metadata={},
+                idempotency_key="k",
+            )
+
     def test_decode_roundtrip_and_rejects_variants(self) -> None:
         data = leaf.encode(leaf.LEDGER_TRANSFER, "42", EXAMPLE_PAYLOAD)
         assert leaf.decode(data)["data"] == EXAMPLE_PAYLOAD
