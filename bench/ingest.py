@@ -390,21 +390,31 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _tree_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process and its children so far (Linux /proc; 0 elsewhere)."""
-    total = 0.0
-    tick = os.sysconf("SC_CLK_TCK")
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process so far (Linux /proc; 0 elsewhere)."""
     try:
-        pids = [pid] + [
-            int(p) for p in os.listdir("/proc") if p.isdigit() and _parent(int(p)) == pid
-        ]
-        for p in pids:
-            with open(f"/proc/{p}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
-    return total
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in os.listdir("/proc") if p.isdigit() and _parent(int(p)) == pid]
+    except OSError:
+        return []
+
+
+def _tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of a process and its children (the API server and its workers)."""
+    return _cpu_seconds(pid) + sum(_cpu_seconds(c) for c in _children(pid))
+
+
+def _children_cpu_seconds(pid: int) -> dict[int, float]:
+    """CPU seconds of each child of `pid` (each API worker), by pid."""
+    return {c: _cpu_seconds(c) for c in _children(pid)}
 
 
 def _parent(pid: int) -> int:
@@ -460,7 +470,12 @@ def http(
         path = "/v1/partner/activities"
 
         def client(mine: list[bytes]) -> None:
-            with httpx.Client(base_url=base, timeout=120) as c:
+            # A connection per batch, as a partner pushing a batch now and then makes one. Kept
+            # alive, the 4 connections all went to ONE of the API processes: uvicorn's workers
+            # share one listening socket, and the first to wake accepts every pending connection,
+            # so the pass measured one process, not two.
+            no_reuse = httpx.Limits(max_keepalive_connections=0)
+            with httpx.Client(base_url=base, timeout=120, limits=no_reuse) as c:
                 for body in mine:
                     headers = {
                         "Content-Type": "application/json",
@@ -482,6 +497,7 @@ def http(
         threads = [threading.Thread(target=client, args=(bodies[k::4],)) for k in range(4)]
         clients_cpu_before = sum(os.times()[:2])
         server_cpu_before = _tree_cpu_seconds(server.pid)
+        workers_before = _children_cpu_seconds(server.pid)
         start = time.perf_counter()
         for t in threads:
             t.start()
@@ -490,6 +506,10 @@ def http(
         elapsed = time.perf_counter() - start
         clients_cpu = sum(os.times()[:2]) - clients_cpu_before
         server_cpu = _tree_cpu_seconds(server.pid) - server_cpu_before
+        worker_cpu = {
+            pid: cpu - workers_before.get(pid, 0.0)
+            for pid, cpu in _children_cpu_seconds(server.pid).items()
+        }
     finally:
         server.terminate()
         server.wait(30)
@@ -502,6 +522,10 @@ def http(
         "errors": len(errors),
         "statuses": statuses,
         "api_processes": workers,
+        # Each worker's share: one process doing all the work means the load did not spread.
+        "worker_cpu_cores": sorted(
+            (round(v / elapsed, 2) for v in worker_cpu.values()), reverse=True
+        ),
         # Where the machine's cores went: the API processes' CPU seconds per wall second, and the
         # benchmark's own 4 clients' (they share the machine).
         "server_cpu_cores": round(server_cpu / elapsed, 2),
