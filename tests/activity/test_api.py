@@ -13,7 +13,9 @@ from sqlalchemy.orm import Session
 from tanhui.activity import service as activity_service
 from tanhui.activity.models import ActivityRecord
 from tanhui.identity import signing
+from tanhui.incentives.models import Award
 from tanhui.ledger import service as ledger_service
+from tanhui.trust.models import Leaf, QueuedLeaf
 from tests.fixtures import activity as fx
 from tests.fixtures import identity as identity_fixtures
 
@@ -323,6 +325,48 @@ def test_citizen_account(client, session, partner):
     export = client.get("/v1/me/export", headers=citizen.headers)
     if export.status_code == 200:
         assert len(export.json()["activity_records"]) == 2
+
+
+def test_a_batch_is_one_transfer_of_co2e_and_points(client, session, partner):
+    """A batch's CO2E credit and the points it earns are one balanced transfer, logged once."""
+    users = [fx.bind(session, partner) for _ in range(3)]
+    session.flush()
+    records = [
+        fx.record(puid, scenario="metro", quantities={"distance_km": "15"}) for puid, _ in users
+    ]
+    out = results(fx.push(client, partner, records))
+    assert [r["status"] for r in out] == ["credited"] * 3 and all(r["points"] > 0 for r in out)
+    stored = session.scalars(
+        select(ActivityRecord).where(ActivityRecord.id.in_([r["record_id"] for r in out]))
+    ).all()
+    assert len({r.transfer_id for r in stored}) == 1
+    (transfer,) = ledger_service.get_transfer_records(session, [stored[0].transfer_id])
+    assert transfer.kind == "activity.credit"
+    by_asset: dict[str, list[int]] = {}
+    for posting in transfer.postings:
+        by_asset.setdefault(posting.asset, []).append(posting.amount)
+    assert set(by_asset) == {ledger_service.CO2E_MG, ledger_service.POINT}
+    assert all(sum(amounts) == 0 for amounts in by_asset.values())
+    assert sorted(a for a in by_asset[ledger_service.CO2E_MG] if a > 0) == sorted(
+        r["reduction_mg"] for r in out
+    )
+    assert sorted(a for a in by_asset[ledger_service.POINT] if a > 0) == sorted(
+        r["points"] for r in out
+    )
+    awards = session.scalars(
+        select(Award).where(Award.source.in_([f"activity:{r['record_id']}" for r in out]))
+    ).all()
+    assert {a.transfer_id for a in awards} == {transfer.id}
+    logged = session.scalar(
+        select(func.count()).select_from(QueuedLeaf).where(QueuedLeaf.ref == str(transfer.id))
+    ) + session.scalar(select(func.count()).select_from(Leaf).where(Leaf.ref == str(transfer.id)))
+    assert logged == 1
+    # Reversing one record takes back exactly its CO2E and points, as transfers of their own.
+    reversed_ = fx.signed_post(
+        client, partner, f"/v1/partner/activities/{records[0]['external_id']}/reversal"
+    )
+    assert reversed_.status_code == 200, reversed_.text
+    assert ledger_service.check(session) == []
 
 
 def test_operator_rule_change_applies(client, session, partner):
