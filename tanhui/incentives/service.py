@@ -535,30 +535,21 @@ def _record_awards(
         postings = [(issuance.id, -sum(per_citizen.values()))]
         postings += [(accounts[str(c)], n) for c, n in sorted(per_citizen.items())]
     first = awards[fresh[0][0]]
-    meta = {"awards": len(fresh), "first_source": first.source}
+    meta: Mapping[str, Any] = {"awards": len(fresh), "first_source": first.source}
     if companion is not None:
-        transfer_id = _companion_transfer(
-            session,
-            Companion(
-                companion.idempotency_key,
-                companion.kind,
-                [*companion.postings, *postings],
-                {**companion.metadata, **meta},
-            ),
-        )
-    elif postings:
+        key, kind = companion.idempotency_key, companion.kind
+        postings = [*companion.postings, *postings]
+        meta = {**companion.metadata, **meta}
+    else:
         # The awards' keys are new (checked above), so a digest of them names this batch: a retried
         # transaction recomputes the same key, a different batch cannot.
         digest = hashlib.sha256("\n".join(awards[i].idempotency_key for i, *_ in fresh).encode())
+        key, kind = f"points.award:{digest.hexdigest()[:40]}", "points.award"
+    transfer_id = None
+    if postings:
         transfer_id = ledger_service.transfer(
-            session,
-            idempotency_key=f"points.award:{digest.hexdigest()[:40]}",
-            kind="points.award",
-            postings=postings,
-            metadata=meta,
+            session, idempotency_key=key, kind=kind, postings=postings, metadata=meta
         ).id
-    else:
-        transfer_id = None
 
     now = utcnow()
     execute_many(
