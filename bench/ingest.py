@@ -7,7 +7,9 @@ For each database (SQLite; PostgreSQL when reachable) it measures, in the same r
   POINT posting per citizen, its trust-log queue row, award rows, point lots) inserted with plain
   DBAPI executemany (`kit.bulk.execute_many`, as the pipeline writes its own hot rows) — the floor
   `ratio_to_raw` divides by; `raw_core`, the same through SQLAlchemy Core, is reported beside it;
-- pipeline: `activity_service.ingest` in process, batches of 500 (records/s, max RSS);
+- pipeline: `activity_service.ingest` in process, batches of 500 (records/s, max RSS), its batches
+  taken in turn with raw ones (`paired`: the host's speed drifts within a run, and alternating
+  meets both with the same moments);
 - http: uvicorn in a subprocess on 127.0.0.1 with `--workers 2` (on SQLite they prepare batches in
   parallel and queue to write),
   4 concurrent httpx clients posting signed batches of 500 (records/s, p50/p99 batch latency);
@@ -199,15 +201,7 @@ def pipeline(
     return out
 
 
-def raw(
-    factory: sessionmaker[Session],
-    info: dict[str, Any],
-    users: list[str],
-    n: int,
-    tag: str,
-    *,
-    driver_level: bool = True,
-) -> dict[str, Any]:
+class RawBaseline:
     """The rows the pipeline writes per batch, inserted directly with plain executemany — the floor.
 
     `driver_level`: through `kit.bulk.execute_many` (one DBAPI executemany per table, the way the
@@ -225,43 +219,53 @@ def raw(
     citizen has, so they take no cap room, trip spans or carry from the pipeline's run that follows.
     Raw postings go to unbounded accounts: they bypass cached balances, which `ledger check` would
     flag on bounded ones."""
-    with factory.begin() as session:
-        co2 = [
-            ledger_service.open_account(
-                session, owner_type="bench", owner_id=k, asset=CO2E_MG, bounded=False
-            ).id
-            for k in range(len(users))
-        ]
-        pts = [
-            ledger_service.open_account(
-                session, owner_type="bench", owner_id=k, asset=POINT, bounded=False
-            ).id
-            for k in range(len(users))
-        ]
-        co2_issuance = ledger_service.platform_account(session, CO2E_MG, "bench-raw").id
-        pts_issuance = ledger_service.platform_account(session, POINT, "bench-raw").id
-        upsert_lots = dialect.upsert_add(
-            session,
-            Lot.__table__,  # type: ignore[arg-type]
-            ["citizen_id", "earned_on", "expires_on"],
-            ["points", "remaining"],
-        )
-    leaf = b"\x00" * 40 + json.dumps({"postings": [[1, "POINT", 10]] * 2 * BATCH}).encode()
-    statements = {
-        table: insert(table.__table__)
-        for table in (Posting, QueuedLeaf, ActivityRecord, AwardRow)  # type: ignore[arg-type]
-    }
 
-    def many(session: Session, stmt: Any, rows: list[dict[str, Any]]) -> None:
-        if driver_level:
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        info: dict[str, Any],
+        users: list[str],
+        *,
+        driver_level: bool = True,
+    ) -> None:
+        self.factory, self.info, self.users, self.driver_level = factory, info, users, driver_level
+        with factory.begin() as session:
+            self.accounts = {
+                asset: [
+                    ledger_service.open_account(
+                        session, owner_type="bench", owner_id=k, asset=asset, bounded=False
+                    ).id
+                    for k in range(len(users))
+                ]
+                for asset in (CO2E_MG, POINT)
+            }
+            self.issuance = {
+                asset: ledger_service.platform_account(session, asset, "bench-raw").id
+                for asset in (CO2E_MG, POINT)
+            }
+            self.upsert_lots = dialect.upsert_add(
+                session,
+                Lot.__table__,  # type: ignore[arg-type]
+                ["citizen_id", "earned_on", "expires_on"],
+                ["points", "remaining"],
+            )
+        self.leaf = b"\x00" * 40 + json.dumps({"postings": [[1, "POINT", 10]] * 2 * BATCH}).encode()
+        self.statements = {
+            table: insert(table.__table__)  # type: ignore[arg-type]
+            for table in (Posting, QueuedLeaf, ActivityRecord, AwardRow)
+        }
+
+    def _many(self, session: Session, stmt: Any, rows: list[dict[str, Any]]) -> None:
+        if self.driver_level:
             execute_many(session, stmt, rows)
         else:
             session.execute(stmt, rows)
 
-    start = time.perf_counter()
-    for offset in range(0, n, BATCH):
-        batch = list(records(users, offset, min(BATCH, n - offset), tag))
-        with factory.begin() as session:
+    def write(self, offset: int, n: int, tag: str) -> None:
+        """The rows of the batch of `n` benchmark records from index `offset`, in one transaction."""
+        users = self.users
+        batch = list(records(users, offset, n, tag))
+        with self.factory.begin() as session:
             now = utcnow()
             (tid,) = (
                 session.execute(
@@ -271,7 +275,7 @@ def raw(
                             "idempotency_key": f"{tag}-credit-{offset}",
                             "request_hash": "0" * 64,
                             "kind": "raw",
-                            "metadata": {"partner_id": info["partner_id"], "records": len(batch)},
+                            "metadata": {"partner_id": self.info["partner_id"], "records": n},
                             "created_at": now,
                         }
                     ],
@@ -281,14 +285,11 @@ def raw(
             )
             owners = sorted({(offset + k) % len(users) for k in range(len(batch))})
             postings = []
-            for asset, issuance, accounts, amount in (
-                (CO2E_MG, co2_issuance, co2, 27_000),
-                (POINT, pts_issuance, pts, 2),
-            ):
+            for asset, amount in ((CO2E_MG, 27_000), (POINT, 2)):
                 postings.append(
                     {
                         "transfer_id": tid,
-                        "account_id": issuance,
+                        "account_id": self.issuance[asset],
                         "asset_code": asset,
                         "amount": -amount * len(owners),
                     }
@@ -296,17 +297,17 @@ def raw(
                 postings += [
                     {
                         "transfer_id": tid,
-                        "account_id": accounts[o],
+                        "account_id": self.accounts[asset][o],
                         "asset_code": asset,
                         "amount": amount,
                     }
                     for o in owners
                 ]
-            many(session, statements[Posting], postings)
-            many(
+            self._many(session, self.statements[Posting], postings)
+            self._many(
                 session,
-                statements[QueuedLeaf],
-                [{"kind": "ledger.transfer", "ref": str(tid), "leaf": leaf, "queued_at": now}],
+                self.statements[QueuedLeaf],
+                [{"kind": "ledger.transfer", "ref": str(tid), "leaf": self.leaf, "queued_at": now}],
             )
             rows = []
             awards = []
@@ -314,7 +315,7 @@ def raw(
                 s = datetime.fromisoformat(r["started_at"])
                 rows.append(
                     {
-                        "partner_id": info["partner_id"],
+                        "partner_id": self.info["partner_id"],
                         "external_id": r["external_id"],
                         "partner_user_id": r["partner_user_id"],
                         "citizen_id": None,
@@ -361,12 +362,12 @@ def raw(
                         "created_at": now,
                     }
                 )
-            many(session, statements[ActivityRecord], rows)
-            many(session, statements[AwardRow], awards)
+            self._many(session, self.statements[ActivityRecord], rows)
+            self._many(session, self.statements[AwardRow], awards)
             today = now.date()
-            many(
+            self._many(
                 session,
-                upsert_lots,
+                self.upsert_lots,
                 [
                     {
                         "citizen_id": RAW_CITIZEN + o,
@@ -380,8 +381,61 @@ def raw(
                     for o in owners
                 ],
             )
+
+
+def raw(
+    factory: sessionmaker[Session],
+    info: dict[str, Any],
+    users: list[str],
+    n: int,
+    tag: str,
+    *,
+    driver_level: bool = True,
+) -> dict[str, Any]:
+    """A pass of `RawBaseline` batches alone."""
+    baseline = RawBaseline(factory, info, users, driver_level=driver_level)
+    start = time.perf_counter()
+    for offset in range(0, n, BATCH):
+        baseline.write(offset, min(BATCH, n - offset), tag)
     elapsed = time.perf_counter() - start
     return {"records": n, "seconds": round(elapsed, 2), "records_per_s": round(n / elapsed)}
+
+
+def paired(
+    factory: sessionmaker[Session], info: dict[str, Any], users: list[str], n: int
+) -> dict[str, Any]:
+    """Raw batches and pipeline batches in turn, each timed alone: what `ratio_to_raw` divides.
+
+    The host's speed drifts by 10-25% within a run (a pure-Python loop times between 455 and 636
+    ms here, minutes apart); two passes one after the other would each meet a different moment,
+    while alternating batches gives both the same. Each side's figure is its records over the sum
+    of its own batch times, generating its records included."""
+    baseline = RawBaseline(factory, info, users)
+    p = principal(info)
+    raw_s = pipe_s = 0.0
+    statuses: dict[str, int] = {}
+    for offset in range(0, n, BATCH):
+        size = min(BATCH, n - offset)
+        start = time.perf_counter()
+        baseline.write(offset, size, "raw")
+        middle = time.perf_counter()
+        batch = list(records(users, offset, size, "pipe"))
+        with factory.begin() as session:
+            for r in activity_service.ingest(session, p, batch):
+                statuses[r["status"]] = statuses.get(r["status"], 0) + 1
+        raw_s += middle - start
+        pipe_s += time.perf_counter() - middle
+    return {
+        "raw": {"records": n, "seconds": round(raw_s, 2), "records_per_s": round(n / raw_s)},
+        "pipeline": {
+            "records": n,
+            "seconds": round(pipe_s, 2),
+            "records_per_s": round(n / pipe_s),
+            "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "statuses": statuses,
+        },
+        "ratio_to_raw": round(raw_s / pipe_s, 3),
+    }
 
 
 def _free_port() -> int:
@@ -544,9 +598,7 @@ def run(name: str, url: str, quick: bool) -> dict[str, Any]:
     n = 20_000 if quick else 100_000
     out: dict[str, Any] = {"database": name, "batch": BATCH, "citizens": citizens}
     out["raw_core"] = raw(factory, info, users, n, "rawc", driver_level=False)
-    out["raw"] = raw(factory, info, users, n, "raw")
-    out["pipeline"] = pipeline(factory, info, users, n, "pipe")
-    out["ratio_to_raw"] = round(out["pipeline"]["records_per_s"] / out["raw"]["records_per_s"], 3)
+    out.update(paired(factory, info, users, n))
     out["http"] = http(url, info, users, n, "http", 2, first=n)
     # Memory, in passes of their own: RSS sampled every 100k records (no slowdown), and a shorter
     # run under tracemalloc for the Python heap's peak.

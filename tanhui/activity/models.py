@@ -40,6 +40,14 @@ Design
   change in key order before deciding, so two concurrent batches for one citizen cannot both use the
   same cap room; the batch's totals are then added by one `INSERT ... ON CONFLICT DO UPDATE SET
   credited_mg = credited_mg + excluded.credited_mg` (`kit.dialect.upsert_add`).
+- The same rows keep the bounds (`first_started_at`, `last_ended_at`) of the span-holding trips
+  (credited or in review) that touch their day, a trip crossing midnight widening both days' rows.
+  Trips arrive mostly in time order, so a new trip usually starts after the day's last one ended:
+  it then needs no overlap probe at all, and `_stored_spans` reads only for the trips whose touched
+  days' bounds reach them. The rows the batch reads for its caps are the rows that hold the bounds
+  (a crossing trip adds its second day), so this costs no extra query. Days are platform-zone days
+  and the zone is a deployment constant: changing it under stored data would shift caps and bounds
+  alike.
 - `activity_rule` holds operator-changeable checks per scenario (`*` = all scenarios) as JSON params with
   an `effective_from`; the newest row in force is merged over the defaults shipped in `rules.py`.
 - `issued_ref` marks records whose reduction the registry aggregated into issued credits (set once by a
@@ -114,6 +122,12 @@ class ActivityDaily(Base):
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     credited_mg: Mapped[int] = mapped_column(BigInteger, default=0)
     records: Mapped[int] = mapped_column(Integer, default=0)  # records received (any outcome)
+    # The earliest start and latest end of the trips that hold their span (credited or held for
+    # review) and touch this day, whichever day they started on; NULL while there is none. Widened
+    # only, never narrowed (a reversal leaves them): a new trip that meets no touched day's bounds
+    # overlaps no stored trip, and the overlap check skips its probe.
+    first_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ActivityRule(Base):

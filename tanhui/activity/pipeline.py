@@ -21,8 +21,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from typing import Any
+from datetime import date, datetime, timedelta
+from typing import Any, NamedTuple
 
 from sqlalchemy import Row, Table, bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session
@@ -140,10 +140,18 @@ class _Pending:
     cap_mg: int | None
     dedupe: bool
     review_reasons: list[str]
+    days: tuple[date, ...]  # the platform-zone days the trip touches, its start day first
 
 
 def _local_day(at: datetime, zone: Any) -> date:
     return at.astimezone(zone).date()
+
+
+def _touched_days(record: Record, zone: Any) -> tuple[date, ...]:
+    first, last = _local_day(record.started_at, zone), _local_day(record.ended_at, zone)
+    if first == last:
+        return (first,)
+    return tuple(first + timedelta(days=n) for n in range((last - first).days + 1))
 
 
 def _row(
@@ -206,6 +214,7 @@ class _Judged:
     index: int
     record: Record
     day: date
+    days: tuple[date, ...]  # every platform-zone day the trip touches (`day` first)
     refusal: tuple[str, str] | None = None  # (code, detail)
     methodology: tuple[str, str] | None = None  # (id, version)
     computed_mg: int = 0
@@ -278,8 +287,9 @@ def prepare(
             repeats.append((i, first_of[record.external_id]))
             continue
         first_of[record.external_id] = i
-        day = _local_day(record.started_at, zone)
-        judgement = _Judged(i, record, day)
+        days = _touched_days(record, zone)
+        day = days[0]
+        judgement = _Judged(i, record, day, days)
         judged.append(judgement)
         if record.scenario not in partner.scenarios or (
             partner.approved_until is not None and day > partner.approved_until
@@ -391,6 +401,7 @@ def commit(session: Session, prepared: Prepared) -> list[dict[str, Any]]:
                 j.cap_mg,
                 j.dedupe,
                 j.review_reasons,
+                j.days,
             )
         )
 
@@ -401,12 +412,15 @@ def commit(session: Session, prepared: Prepared) -> list[dict[str, Any]]:
             arriving[(refused["citizen_id"], refused["scenario"], refused["day"])] += 1
     for p in pending:
         arriving[(p.citizen_id, p.record.scenario, p.day)] += 1
-    daily = lock_daily(session, sorted(arriving))
+    # A trip crossing midnight also reads (and on PostgreSQL locks) its later days' rows, for
+    # their span bounds: two overlapping trips then always share a locked row.
+    crossing = {(p.citizen_id, p.record.scenario, d) for p in pending for d in p.days[1:]}
+    daily = lock_daily(session, sorted(arriving.keys() | crossing))
     allocator = Allocator(
-        _stored_spans(session, [p for p in pending if p.dedupe]),
-        {k: v[0] for k, v in daily.items()},
+        _stored_spans(session, [p for p in pending if p.dedupe and _may_overlap(p, daily)]),
+        {k: v.credited_mg for k, v in daily.items()},
     )
-    seen_today = {k: v[1] for k, v in daily.items()}
+    seen_today = {k: v.records for k, v in daily.items()}
     for p in pending:
         rules = rulebook.for_scenario(p.record.scenario)
         today_key = (p.citizen_id, p.record.scenario, p.day)
@@ -459,6 +473,8 @@ def commit(session: Session, prepared: Prepared) -> list[dict[str, Any]]:
     inserted = allocated if serialised else _insert_new(session, rows, allocated)
     credited_rows: list[tuple[int, dict[str, Any]]] = []
     daily_delta: dict[tuple[int, str, date], list[int]] = defaultdict(lambda: [0, 0])
+    spans: dict[tuple[int, str, date], tuple[datetime, datetime]] = {}
+    days_of = {p.index: p.days for p in pending}
     for index, row in zip(row_index, rows, strict=True):
         record_id = inserted.get(row["external_id"])
         if record_id is None:
@@ -467,6 +483,9 @@ def commit(session: Session, prepared: Prepared) -> list[dict[str, Any]]:
             delta = daily_delta[(row["citizen_id"], row["scenario"], row["day"])]
             delta[0] += row["reduction_mg"]
             delta[1] += 1
+        if row["status"] in _HOLDS_SPAN:
+            for day in days_of[index]:
+                _widen(spans, (row["citizen_id"], row["scenario"], day), row)
         if row["status"] == CREDITED:
             credited_rows.append((record_id, row))
         results[index] = result(
@@ -507,7 +526,7 @@ def commit(session: Session, prepared: Prepared) -> list[dict[str, Any]]:
         for row in rows:
             row["id"] = allocated[row["external_id"]]
         execute_many(session, _INSERT, rows)
-    bump_daily(session, {k: (v[0], v[1]) for k, v in daily_delta.items()})
+    bump_daily(session, {k: (v[0], v[1]) for k, v in daily_delta.items()}, spans)
 
     raw_records, repeats = prepared.raw_records, prepared.repeats
     repeated = {i for i, _ in repeats}
@@ -544,10 +563,20 @@ def existing_outcomes(
     return found
 
 
+class Daily(NamedTuple):
+    """A citizen's day in one scenario so far (an `activity_daily` row)."""
+
+    credited_mg: int
+    records: int
+    first_started_at: datetime | None
+    last_ended_at: datetime | None
+
+
 def lock_daily(
     session: Session, keys: Sequence[tuple[int, str, date]]
-) -> dict[tuple[int, str, date], tuple[int, int]]:
-    """Running totals of the keys that have a row (absent = 0 so far), locked in key order.
+) -> dict[tuple[int, str, date], Daily]:
+    """Running totals and span bounds of the keys that have a row (absent = none so far), locked
+    in key order.
 
     On PostgreSQL the missing rows are created at zero first so that they too are locked: two
     concurrent batches for one citizen then queue rather than both use the same cap room. SQLite's
@@ -566,11 +595,19 @@ def lock_daily(
                 for c, s, d in keys
             ],
         )
-    out: dict[tuple[int, str, date], tuple[int, int]] = {}
+    out: dict[tuple[int, str, date], Daily] = {}
     for start in range(0, len(keys), CHUNK):
         probe = rows_table(session, _DAILY_PROBE, keys[start : start + CHUNK])
         stmt = (
-            select(_D.c.citizen_id, _D.c.scenario, _D.c.day, _D.c.credited_mg, _D.c.records)
+            select(
+                _D.c.citizen_id,
+                _D.c.scenario,
+                _D.c.day,
+                _D.c.credited_mg,
+                _D.c.records,
+                _D.c.first_started_at,
+                _D.c.last_ended_at,
+            )
             .select_from(probe)
             .join(
                 _D,
@@ -581,8 +618,8 @@ def lock_daily(
         )
         if not serialised:
             stmt = stmt.order_by(_D.c.citizen_id, _D.c.scenario, _D.c.day).with_for_update(of=_D)
-        for c, s, d, mg, n in session.execute(stmt).all():
-            out[(c, s, d)] = (mg, n)
+        for c, s, d, mg, n, first, last in session.execute(stmt).all():
+            out[(c, s, d)] = Daily(mg, n, first, last)
     return out
 
 
@@ -593,24 +630,81 @@ _DAILY_PROBE = (
 )
 
 
-def bump_daily(session: Session, deltas: Mapping[tuple[int, str, date], tuple[int, int]]) -> None:
-    """Add (mg, records) to the running totals: one INSERT ... ON CONFLICT DO UPDATE for the batch."""
-    if not deltas:
+def bump_daily(
+    session: Session,
+    deltas: Mapping[tuple[int, str, date], tuple[int, int]],
+    spans: Mapping[tuple[int, str, date], tuple[datetime, datetime]] | None = None,
+) -> None:
+    """Add (mg, records) to the running totals and widen the days' span bounds to take in `spans`
+    ((first start, last end) per key): one INSERT ... ON CONFLICT DO UPDATE for the batch."""
+    spans = spans or {}
+    keys = sorted(deltas.keys() | spans.keys())
+    if not keys:
         return
     execute_many(
         session,
-        upsert_add(session, _D, ["citizen_id", "scenario", "day"], ["credited_mg", "records"]),
+        upsert_add(
+            session,
+            _D,
+            ["citizen_id", "scenario", "day"],
+            ["credited_mg", "records"],
+            lowest=["first_started_at"],
+            highest=["last_ended_at"],
+        ),
         [
-            {"citizen_id": c, "scenario": s, "day": d, "credited_mg": mg, "records": n}
-            for (c, s, d), (mg, n) in sorted(deltas.items())
+            {
+                "citizen_id": key[0],
+                "scenario": key[1],
+                "day": key[2],
+                "credited_mg": deltas.get(key, _NOTHING)[0],
+                "records": deltas.get(key, _NOTHING)[1],
+                "first_started_at": spans.get(key, _NO_SPAN)[0],
+                "last_ended_at": spans.get(key, _NO_SPAN)[1],
+            }
+            for key in keys
         ],
     )
 
 
-def _stored_spans(session: Session, pending: Sequence[_Pending]) -> SpanIndex:
-    """Stored trips (credited or in review) whose span touches one of the batch's trips.
+_NOTHING = (0, 0)
+_NO_SPAN = (None, None)
+_HOLDS_SPAN = frozenset({CREDITED, REVIEW})  # statuses whose trips block overlapping ones
 
-    One probe per batch trip, joined on the (citizen_id, started_at) index: a stored trip starts at
+
+def _widen(
+    spans: dict[tuple[int, str, date], tuple[datetime, datetime]],
+    key: tuple[int, str, date],
+    row: Mapping[str, Any],
+) -> None:
+    start, end = row["started_at"], row["ended_at"]
+    known = spans.get(key)
+    spans[key] = (start, end) if known is None else (min(known[0], start), max(known[1], end))
+
+
+def _may_overlap(pending: _Pending, daily: Mapping[tuple[int, str, date], Daily]) -> bool:
+    """Whether a stored trip may overlap this one: some day it touches has bounds its span meets.
+
+    Two overlapping trips share an instant, on a day both touch, and that day's bounds take in
+    the stored one: so a trip that meets no touched day's bounds overlaps nothing stored."""
+    start, end = pending.record.started_at, pending.record.ended_at
+    for day in pending.days:
+        known = daily.get((pending.citizen_id, pending.record.scenario, day))
+        if (
+            known is not None
+            and known.first_started_at is not None
+            and known.last_ended_at is not None
+            and known.first_started_at <= end
+            and known.last_ended_at >= start
+        ):
+            return True
+    return False
+
+
+def _stored_spans(session: Session, pending: Sequence[_Pending]) -> SpanIndex:
+    """Stored trips (credited or in review) whose span touches one of the given trips.
+
+    `commit` passes only the trips `_may_overlap` cannot clear by their days' span bounds. One
+    probe per trip, joined on the (citizen_id, started_at) index: a stored trip starts at
     most MAX_SPAN before the probe's start and no later than its end, and ends no earlier than its
     start. That is a superset of the stored trips that overlap (`checks.overlaps` decides exactly),
     and it reads the few rows that matter instead of every trip of the batch's citizens that day.

@@ -39,15 +39,30 @@ def for_update(session: Session, stmt: Any, *, skip_locked: bool = False) -> Any
 
 
 def upsert_add(
-    session: Session, table: Table, index_elements: list[str], add_columns: list[str]
+    session: Session,
+    table: Table,
+    index_elements: list[str],
+    add_columns: list[str],
+    *,
+    lowest: Sequence[str] = (),
+    highest: Sequence[str] = (),
 ) -> Insert:
     """INSERT ... ON CONFLICT (cols) DO UPDATE SET c = table.c + excluded.c for each add column.
 
     Both dialects spell it the same; only the constructor differs. Running totals (point lots, daily
-    sums) grow by one statement per batch, whatever was there before. Built once per arguments, like
-    `insert_ignore`.
+    sums) grow by one statement per batch, whatever was there before. `lowest` and `highest` columns
+    only widen: each keeps the lower (higher) of the stored and the new value, a NULL on either side
+    giving way to the other. Built once per arguments, like `insert_ignore`.
     """
-    return _upsert(_postgres(session), table, tuple(index_elements), tuple(add_columns), add=True)
+    return _upsert(
+        _postgres(session),
+        table,
+        tuple(index_elements),
+        tuple(add_columns),
+        add=True,
+        lowest=tuple(lowest),
+        highest=tuple(highest),
+    )
 
 
 def upsert_set(
@@ -66,12 +81,28 @@ def _upsert(
     columns: tuple[str, ...],
     *,
     add: bool,
+    lowest: tuple[str, ...] = (),
+    highest: tuple[str, ...] = (),
 ) -> Insert:
     stmt: Any = postgresql.insert(table) if postgres else sqlite.insert(table)
+    set_: dict[str, Any] = {
+        c: table.c[c] + stmt.excluded[c] if add else stmt.excluded[c] for c in columns
+    }
+    for names, pick in ((lowest, "least"), (highest, "greatest")):
+        for c in names:
+            set_[c] = _extreme(postgres, pick, table.c[c], stmt.excluded[c])
     return stmt.on_conflict_do_update(  # type: ignore[no-any-return]
-        index_elements=list(index_elements),
-        set_={c: table.c[c] + stmt.excluded[c] if add else stmt.excluded[c] for c in columns},
+        index_elements=list(index_elements), set_=set_
     )
+
+
+def _extreme(postgres: bool, pick: str, stored: Any, new: Any) -> Any:
+    """The lower or higher of two values, ignoring a NULL: PostgreSQL's LEAST and GREATEST do;
+    SQLite's two-argument min and max return NULL if either is, so each side falls back on the other."""
+    if postgres:
+        return getattr(func, pick)(stored, new)
+    scalar = func.min if pick == "least" else func.max
+    return scalar(func.coalesce(stored, new), func.coalesce(new, stored))
 
 
 def _postgres(session: Session) -> bool:
