@@ -3,10 +3,12 @@
     python -m bench.ingest [--quick]
 
 For each database (SQLite; PostgreSQL when reachable) it measures, in the same run and database:
-- raw: the same rows the pipeline stores per batch (records, the batch's transfer with a CO2E and a
-  POINT posting per citizen, its trust-log queue row, award rows, point lots) inserted with plain
-  DBAPI executemany (`kit.bulk.execute_many`, as the pipeline writes its own hot rows) — the floor
-  `ratio_to_raw` divides by; `raw_core`, the same through SQLAlchemy Core, is reported beside it;
+- raw: rows the pipeline stores per batch (records, the batch's transfer with a CO2E and a POINT
+  posting per citizen, its trust-log queue row, award rows, point lots) inserted with plain DBAPI
+  executemany (`kit.bulk.execute_many`, as the pipeline writes its own hot rows) — the floor
+  `ratio_to_raw` divides by; `ratio_by_baseline` also divides by a narrower floor (records and
+  journal rows only, the issue's wording) and a wider one (adding the carries, daily totals and
+  balances the pipeline also writes); `raw_core`, inserts through SQLAlchemy Core, is beside them;
 - pipeline: `activity_service.ingest` in process, batches of 500 (records/s, max RSS), its batches
   taken in turn with raw ones (`paired`: the host's speed drifts within a run, and alternating
   meets both with the same moments);
@@ -37,24 +39,24 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import insert
+from sqlalchemy import Table, bindparam, insert, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bench._db import databases
 from tanhui import wiring
 from tanhui.activity import service as activity_service
-from tanhui.activity.models import ActivityRecord
+from tanhui.activity.models import ActivityDaily, ActivityRecord
 from tanhui.identity import service as identity_service
 from tanhui.identity import signing
 from tanhui.identity.principal import PartnerPrincipal, Principal
 from tanhui.incentives.models import Award as AwardRow
-from tanhui.incentives.models import Lot
+from tanhui.incentives.models import Carry, Lot
 from tanhui.kit import dialect
 from tanhui.kit.bulk import execute_many
 from tanhui.kit.db import create_db_engine, make_session_factory, utcnow
 from tanhui.kit.runtime import settle_collector
 from tanhui.ledger import service as ledger_service
-from tanhui.ledger.models import Posting, Transfer
+from tanhui.ledger.models import Account, Posting, Transfer
 from tanhui.ledger.service import CO2E_MG, POINT
 from tanhui.trust.models import QueuedLeaf
 
@@ -201,24 +203,32 @@ def pipeline(
     return out
 
 
+# The raw baselines, each a superset of the one before (see RawBaseline).
+JOURNAL, INSERTS, STORED = "journal", "inserts", "stored"
+
+
 class RawBaseline:
-    """The rows the pipeline writes per batch, inserted directly with plain executemany — the floor.
+    """Rows the pipeline writes per batch, written directly with plain executemany — the floor.
 
     `driver_level`: through `kit.bulk.execute_many` (one DBAPI executemany per table, the way the
     pipeline itself writes its hot rows; the baseline `ratio_to_raw` divides by), or else through
     SQLAlchemy Core's `session.execute(insert(table), rows)` (reported beside it as `raw_core`).
-    The rows:
-    - the records (with their transfer id and points already known);
-    - the batch's one transfer (CO2E credit and POINT award together), with a posting per citizen of
-      the batch and asset plus the two issuance postings;
-    - its trust-log queue row (leaf bytes of a realistic size);
-    - one award row per record (source, citizen, reduction, points, transfer id);
-    - the point lots, one upsert row per (citizen, day earned, expiry).
-    It skips what the pipeline reads and decides (bindings, rules, caps, overlaps, carries, balance
-    updates). The records carry no citizen id and the awards and lots name citizen ids no real
-    citizen has, so they take no cap room, trip spans or carry from the pipeline's run that follows.
-    Raw postings go to unbounded accounts: they bypass cached balances, which `ledger check` would
-    flag on bounded ones."""
+    `rows` says which:
+    - `journal` (the issue's words: "the same record and journal rows inserted directly"): the
+      records, with their transfer id and points already known, and the batch's one transfer (CO2E
+      credit and POINT award together) with a posting per citizen of the batch and asset plus the
+      two issuance postings;
+    - `inserts` (the default, and `ratio_to_raw`'s baseline since earlier sessions): those, plus
+      the transfer's trust-log queue row (leaf bytes of a realistic size), one award row per record
+      (source, citizen, reduction, points, transfer id) and the point lots, one upsert row per
+      (citizen, day earned, expiry);
+    - `stored`: those, plus the running totals the pipeline also writes per batch: one upsert row
+      per citizen of the point carries and of the daily totals (with span bounds), and the cached
+      balance of each posting's account.
+    None reads or decides what the pipeline does (bindings, rules, caps, overlaps). The records
+    carry no citizen id and the awards, lots, carries and daily totals name citizen ids no real
+    citizen has, so they take no cap room, trip spans or carry from the pipeline's batches. Raw
+    postings go to the benchmark's own accounts, whose balances `stored` keeps equal to them."""
 
     def __init__(
         self,
@@ -227,8 +237,10 @@ class RawBaseline:
         users: list[str],
         *,
         driver_level: bool = True,
+        rows: str = INSERTS,
     ) -> None:
         self.factory, self.info, self.users, self.driver_level = factory, info, users, driver_level
+        self.rows = rows
         with factory.begin() as session:
             self.accounts = {
                 asset: [
@@ -249,6 +261,26 @@ class RawBaseline:
                 ["citizen_id", "earned_on", "expires_on"],
                 ["points", "remaining"],
             )
+            self.upsert_carries = dialect.upsert_set(
+                session,
+                Carry.__table__,  # type: ignore[arg-type]
+                ["citizen_id"],
+                ["carry_mg", "total_mg", "total_points"],
+            )
+            self.upsert_daily = dialect.upsert_add(
+                session,
+                ActivityDaily.__table__,  # type: ignore[arg-type]
+                ["citizen_id", "scenario", "day"],
+                ["credited_mg", "records"],
+                lowest=["first_started_at"],
+                highest=["last_ended_at"],
+            )
+        accounts: Table = Account.__table__  # type: ignore[assignment]
+        self.credit_balance = (
+            update(accounts)
+            .where(accounts.c.id == bindparam("account_id"))
+            .values(balance=accounts.c.balance + bindparam("delta"))
+        )
         self.leaf = b"\x00" * 40 + json.dumps({"postings": [[1, "POINT", 10]] * 2 * BATCH}).encode()
         self.statements = {
             table: insert(table.__table__)  # type: ignore[arg-type]
@@ -304,11 +336,19 @@ class RawBaseline:
                     for o in owners
                 ]
             self._many(session, self.statements[Posting], postings)
-            self._many(
-                session,
-                self.statements[QueuedLeaf],
-                [{"kind": "ledger.transfer", "ref": str(tid), "leaf": self.leaf, "queued_at": now}],
-            )
+            if self.rows != JOURNAL:
+                self._many(
+                    session,
+                    self.statements[QueuedLeaf],
+                    [
+                        {
+                            "kind": "ledger.transfer",
+                            "ref": str(tid),
+                            "leaf": self.leaf,
+                            "queued_at": now,
+                        }
+                    ],
+                )
             rows = []
             awards = []
             for k, r in enumerate(batch):
@@ -363,7 +403,11 @@ class RawBaseline:
                     }
                 )
             self._many(session, self.statements[ActivityRecord], rows)
+            if self.rows == JOURNAL:
+                return
             self._many(session, self.statements[AwardRow], awards)
+            if self.rows == STORED:
+                self._write_totals(session, batch, offset, postings)
             today = now.date()
             self._many(
                 session,
@@ -381,6 +425,59 @@ class RawBaseline:
                     for o in owners
                 ],
             )
+
+    def _write_totals(
+        self,
+        session: Session,
+        batch: list[dict[str, Any]],
+        offset: int,
+        postings: list[dict[str, Any]],
+    ) -> None:
+        daily: dict[tuple[int, str, date], list[Any]] = {}
+        for k, r in enumerate(batch):
+            start = datetime.fromisoformat(r["started_at"])
+            end = datetime.fromisoformat(r["ended_at"])
+            key = (RAW_CITIZEN + (offset + k) % len(self.users), r["scenario"], start.date())
+            known = daily.get(key)
+            if known is None:
+                daily[key] = [27_000, 1, start, end]
+            else:
+                known[0] += 27_000
+                known[1] += 1
+                known[2], known[3] = min(known[2], start), max(known[3], end)
+        self._many(
+            session,
+            self.upsert_daily,
+            [
+                {
+                    "citizen_id": c,
+                    "scenario": s,
+                    "day": d,
+                    "credited_mg": v[0],
+                    "records": v[1],
+                    "first_started_at": v[2],
+                    "last_ended_at": v[3],
+                }
+                for (c, s, d), v in sorted(daily.items())
+            ],
+        )
+        citizens = sorted({key[0] for key in daily})
+        self._many(
+            session,
+            self.upsert_carries,
+            [
+                {"citizen_id": c, "carry_mg": 7_000, "total_mg": 27_000, "total_points": 2}
+                for c in citizens
+            ],
+        )
+        self._many(
+            session,
+            self.credit_balance,
+            [
+                {"account_id": p["account_id"], "delta": p["amount"]}
+                for p in sorted(postings, key=lambda p: p["account_id"])
+            ],
+        )
 
 
 def raw(
@@ -404,29 +501,37 @@ def raw(
 def paired(
     factory: sessionmaker[Session], info: dict[str, Any], users: list[str], n: int
 ) -> dict[str, Any]:
-    """Raw batches and pipeline batches in turn, each timed alone: what `ratio_to_raw` divides.
+    """Batches of each raw baseline and of the pipeline in turn, each timed alone: `ratio_to_raw`
+    (pipeline ÷ the `inserts` baseline) and `ratio_by_baseline` (÷ each of the three).
 
     The host's speed drifts by 10-25% within a run (a pure-Python loop times between 455 and 636
-    ms here, minutes apart); two passes one after the other would each meet a different moment,
-    while alternating batches gives both the same. Each side's figure is its records over the sum
-    of its own batch times, generating its records included."""
-    baseline = RawBaseline(factory, info, users)
+    ms here, minutes apart); passes one after the other would each meet a different moment, while
+    alternating batches gives all the same. Each figure is records over the sum of that side's own
+    batch times, generating its records included."""
+    baselines = {
+        rows: RawBaseline(factory, info, users, rows=rows) for rows in (JOURNAL, INSERTS, STORED)
+    }
+    spent = dict.fromkeys(baselines, 0.0)
     p = principal(info)
-    raw_s = pipe_s = 0.0
+    pipe_s = 0.0
     statuses: dict[str, int] = {}
     for offset in range(0, n, BATCH):
         size = min(BATCH, n - offset)
+        for rows, baseline in baselines.items():
+            start = time.perf_counter()
+            baseline.write(offset, size, f"raw-{rows}")
+            spent[rows] += time.perf_counter() - start
         start = time.perf_counter()
-        baseline.write(offset, size, "raw")
-        middle = time.perf_counter()
         batch = list(records(users, offset, size, "pipe"))
         with factory.begin() as session:
             for r in activity_service.ingest(session, p, batch):
                 statuses[r["status"]] = statuses.get(r["status"], 0) + 1
-        raw_s += middle - start
-        pipe_s += time.perf_counter() - middle
+        pipe_s += time.perf_counter() - start
+    raw_s = spent[INSERTS]
     return {
         "raw": {"records": n, "seconds": round(raw_s, 2), "records_per_s": round(n / raw_s)},
+        "raw_by_baseline": {rows: round(n / seconds) for rows, seconds in spent.items()},
+        "ratio_by_baseline": {rows: round(seconds / pipe_s, 3) for rows, seconds in spent.items()},
         "pipeline": {
             "records": n,
             "seconds": round(pipe_s, 2),
@@ -634,6 +739,7 @@ def main() -> None:
         json.dumps(
             {
                 "ratio_to_raw": sqlite["ratio_to_raw"],
+                "ratio_by_baseline": sqlite["ratio_by_baseline"],
                 "http_records_per_s": sqlite["http"]["records_per_s"],
                 "pipeline_records_per_s": sqlite["pipeline"]["records_per_s"],
                 "raw_records_per_s": sqlite["raw"]["records_per_s"],

@@ -850,6 +850,8 @@ def credit_records(
         session,
         [a for _, a in awards],
         incentives_service.Companion(key, "activity.credit", postings, meta),
+        # A record is credited once, by the transaction that inserts it or takes it out of review.
+        new_keys=True,
     )
     points = [0] * len(credits)
     for (n, _), pts in zip(awards, awarded, strict=True):

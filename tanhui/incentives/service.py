@@ -388,18 +388,24 @@ def award_points(session: Session, awards: Sequence[Award]) -> list[int]:
 
 
 def award_points_with(
-    session: Session, awards: Sequence[Award], companion: Companion | None = None
+    session: Session,
+    awards: Sequence[Award],
+    companion: Companion | None = None,
+    *,
+    new_keys: bool = False,
 ) -> tuple[int | None, list[int]]:
     """`award_points`, with the companion's postings in the same transfer: (transfer id, points).
 
-    The transfer id is None when nothing moved (no points, no companion postings)."""
+    The transfer id is None when nothing moved (no points, no companion postings). `new_keys`: the
+    caller vouches that no award has these idempotency keys yet (they name rows its transaction
+    created), so they are not looked up; the unique index still refuses one that exists."""
     if not awards:
         return _companion_transfer(session, companion), []
     for award in awards:
         _validate(award)
     hashes = [_award_hash(a) for a in awards]
     carries = _lock_carry_rows(session, [a.citizen_id for a in awards])
-    existing = _existing_awards(session, (a.idempotency_key for a in awards))
+    existing = {} if new_keys else _existing_awards(session, (a.idempotency_key for a in awards))
     all_rules = rules(session)
 
     # Budgets: lock only capped campaigns (see models.py), and sum what they have issued.
