@@ -31,10 +31,11 @@ Design
   incentives adds its POINT postings to that one transfer and keeps each award's points in its award
   row, so a reversal can revoke exactly what that record earned (as a new transfer). A batch
   therefore writes one ledger transfer, and one trust-log leaf, whatever its size.
-- Overlaps: stored trips are read only for the batch's citizens and only in the batch's window,
-  `started_at` between (earliest start - MAX_SPAN) and the latest end, on the (citizen_id, started_at)
-  index, so the read does not grow with a citizen's history. That bound is why a record may span at
-  most 24 hours (`checks.MAX_SPAN`; longer ones are refused `invalid_duration`).
+- Overlaps: stored trips are read only for the batch's trips that the daily span bounds (below)
+  cannot clear, and only in each one's window, `started_at` between (its start - MAX_SPAN) and its
+  end, on the (citizen_id, started_at) index, so the read does not grow with a citizen's history.
+  That bound is why a record may span at most 24 hours (`checks.MAX_SPAN`; longer ones are refused
+  `invalid_duration`).
 - `activity_daily` holds running totals per (citizen, scenario, platform-time-zone day): the daily cap
   reads them (one query per batch) and, on PostgreSQL, the batch creates and locks the rows it will
   change in key order before deciding, so two concurrent batches for one citizen cannot both use the
@@ -45,7 +46,8 @@ Design
   Trips arrive mostly in time order, so a new trip usually starts after the day's last one ended:
   it then needs no overlap probe at all, and `_stored_spans` reads only for the trips whose touched
   days' bounds reach them. The rows the batch reads for its caps are the rows that hold the bounds
-  (a crossing trip adds its second day), so this costs no extra query. Days are platform-zone days
+  (a crossing trip adds its second day, which on PostgreSQL it also locks: two overlapping trips
+  then always share a locked row), so this costs no extra query. Days are platform-zone days
   and the zone is a deployment constant: changing it under stored data would shift caps and bounds
   alike.
 - `activity_rule` holds operator-changeable checks per scenario (`*` = all scenarios) as JSON params with

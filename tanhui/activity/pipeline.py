@@ -3,7 +3,8 @@
 `prepare` does what needs no write lock: each record parsed, checked against the rules in force
 (time window, plausibility) and computed under its methodology. `commit` does the rest inside the
 writer's transaction with a fixed number of queries, whatever the batch's size: existing external
-ids, bindings and consent, daily totals (locked), stored overlapping spans in the batch's window;
+ids, bindings and consent, daily totals and span bounds (locked), stored overlapping spans for the
+trips those bounds cannot clear;
 then the record insert, one CO2E ledger transfer, one points award call (itself one POINT
 transfer), one upsert of the daily totals. `ingest` runs both in one session.
 

@@ -418,6 +418,7 @@ def award_points_with(
         else:
             remaining_budget[code] = max(0, campaign.budget_points - _issued(session, code))
 
+    zone = get_settings().zone  # `local_day`, looked up once for the batch
     results: list[int | None] = [None] * len(awards)
     fresh: list[
         tuple[int, int, int, PointRule, date]
@@ -449,7 +450,7 @@ def award_points_with(
         carry[1] += award.reduction_mg
         carry[2] += granted
         changed.add(award.citizen_id)
-        fresh.append((i, granted, points - granted, rule, local_day(award.earned_at)))
+        fresh.append((i, granted, points - granted, rule, award.earned_at.astimezone(zone).date()))
         results[i] = granted
 
     if fresh:

@@ -18,6 +18,7 @@ so records stay inside the accepted window whatever hour the suite runs.
 from __future__ import annotations
 
 import json
+import threading
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -27,9 +28,10 @@ from alembic import command
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tanhui.activity import service as activity_service
 from tanhui.activity.models import ActivityDaily
 from tanhui.kit import migrate
-from tanhui.kit.db import UTCDateTime, create_db_engine
+from tanhui.kit.db import UTCDateTime, create_db_engine, make_session_factory, session_scope
 from tanhui.kit.settings import get_settings
 from tanhui.ledger import service as ledger_service
 from tests.fixtures import activity as fx
@@ -392,3 +394,54 @@ def test_the_migration_backfills_the_bounds(database_url):
         # Only refused trips: no bounds.
         (idle, "metro", d): (0, 1, None, None),
     }
+
+
+# --- concurrency (PostgreSQL) -------------------------------------------------------------------------
+
+
+@pytest.mark.postgresql_only
+def test_concurrent_overlapping_trips_on_different_start_days_credit_once(database_url):
+    """Batch A holds a trip crossing midnight, uncommitted; batch B sends a trip starting after
+    midnight that overlaps it. B's own day is A's later day, whose row A has locked and widened,
+    so B waits for A and then sees A's trip: one credit, not two. (When a batch locked only its
+    trips' start days, the two shared no row: B read past A's uncommitted trip and both were
+    credited.)"""
+    factory = make_session_factory(create_db_engine(database_url))
+    with session_scope(factory) as session:
+        p = fx.partner(session)
+        puid, _ = fx.bind(session, p)
+    d = day_of(3)
+    crossing = trip(puid, at(d, 23, 50), at(d + timedelta(days=1), 0, 20))
+    after_midnight = trip(puid, at(d + timedelta(days=1), 0, 5), at(d + timedelta(days=1), 0, 15))
+
+    a = factory()
+    first = activity_service.ingest(a, p.principal, [crossing])
+    assert first[0]["status"] == "credited"
+    second: list[dict[str, Any]] = []
+
+    def send_b() -> None:
+        with session_scope(factory) as b:
+            second.extend(activity_service.ingest(b, p.principal, [after_midnight]))
+
+    worker = threading.Thread(target=send_b)
+    worker.start()
+    try:
+        # Wait until B is blocked on a row lock (or, were the lock missing, until it is done).
+        with factory() as watcher:
+            for _ in range(400):
+                if not worker.is_alive() or watcher.scalar(_WAITING_ON_A_LOCK):
+                    break
+                watcher.rollback()
+                worker.join(0.05)
+        a.commit()
+    finally:
+        a.close()
+        worker.join(30)
+    assert [(r["status"], r["code"]) for r in second] == [("rejected", "overlaps_other_record")]
+    factory.kw["bind"].dispose()
+
+
+_WAITING_ON_A_LOCK = sa.text(
+    "SELECT count(*) FROM pg_stat_activity "
+    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+)
