@@ -58,6 +58,7 @@ CREDITED, REJECTED, REVIEW, REVERSED, DUPLICATE = (
     "reversed",
     "duplicate",
 )
+_HOLDS_SPAN = frozenset({CREDITED, REVIEW})  # statuses whose trips block overlapping ones
 ISSUANCE = "issuance"
 CITIZEN = "citizen"
 _NOT_ALLOWED = "scenario_not_allowed"
@@ -669,7 +670,6 @@ def bump_daily(
 
 _NOTHING = (0, 0)
 _NO_SPAN = (None, None)
-_HOLDS_SPAN = frozenset({CREDITED, REVIEW})  # statuses whose trips block overlapping ones
 
 
 def _widen(
