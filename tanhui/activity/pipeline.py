@@ -640,8 +640,22 @@ def bump_daily(
     """Add (mg, records) to the running totals and widen the days' span bounds to take in `spans`
     ((first start, last end) per key): one INSERT ... ON CONFLICT DO UPDATE for the batch."""
     spans = spans or {}
-    keys = sorted(deltas.keys() | spans.keys())
-    if not keys:
+    rows = []
+    for key in sorted(deltas.keys() | spans.keys()):
+        mg, n = deltas.get(key, (0, 0))
+        first, last = spans.get(key, (None, None))
+        rows.append(
+            {
+                "citizen_id": key[0],
+                "scenario": key[1],
+                "day": key[2],
+                "credited_mg": mg,
+                "records": n,
+                "first_started_at": first,
+                "last_ended_at": last,
+            }
+        )
+    if not rows:
         return
     execute_many(
         session,
@@ -653,23 +667,8 @@ def bump_daily(
             lowest=["first_started_at"],
             highest=["last_ended_at"],
         ),
-        [
-            {
-                "citizen_id": key[0],
-                "scenario": key[1],
-                "day": key[2],
-                "credited_mg": deltas.get(key, _NOTHING)[0],
-                "records": deltas.get(key, _NOTHING)[1],
-                "first_started_at": spans.get(key, _NO_SPAN)[0],
-                "last_ended_at": spans.get(key, _NO_SPAN)[1],
-            }
-            for key in keys
-        ],
+        rows,
     )
-
-
-_NOTHING = (0, 0)
-_NO_SPAN = (None, None)
 
 
 def _widen(

@@ -10,7 +10,7 @@ import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, NamedTuple
 
 from sqlalchemy import Table, func, insert, select, update
@@ -262,8 +262,9 @@ def _issued(session: Session, campaign: str) -> int:
 # --- awarding --------------------------------------------------------------------------------------
 
 
-def local_day(at: datetime) -> date:
-    return at.astimezone(get_settings().zone).date()
+def local_day(at: datetime, zone: tzinfo | None = None) -> date:
+    """The platform-zone date of `at`; a batch passes the zone it looked up once."""
+    return at.astimezone(zone or get_settings().zone).date()
 
 
 def _award_hash(award: Award) -> str:
@@ -418,7 +419,7 @@ def award_points_with(
         else:
             remaining_budget[code] = max(0, campaign.budget_points - _issued(session, code))
 
-    zone = get_settings().zone  # `local_day`, looked up once for the batch
+    zone = get_settings().zone
     results: list[int | None] = [None] * len(awards)
     fresh: list[
         tuple[int, int, int, PointRule, date]
@@ -450,7 +451,7 @@ def award_points_with(
         carry[1] += award.reduction_mg
         carry[2] += granted
         changed.add(award.citizen_id)
-        fresh.append((i, granted, points - granted, rule, award.earned_at.astimezone(zone).date()))
+        fresh.append((i, granted, points - granted, rule, local_day(award.earned_at, zone)))
         results[i] = granted
 
     if fresh:
