@@ -84,7 +84,9 @@ def list_organisations(
 def request_otp(
     body: schemas.OtpRequest, session: Session = Depends(get_session)
 ) -> schemas.OtpSent:
-    identity_service.request_otp(session, phone=body.phone)
+    pending = identity_service.request_otp(session, phone=body.phone)
+    session.commit()
+    pending.send()
     return schemas.OtpSent(sent=True, expires_in=300)
 
 

@@ -147,6 +147,17 @@ class TestCitizenLogin:
         assert r.status_code == 429
         assert r.json()["code"] == "otp_rate_limited"
 
+    def test_gateway_failure_is_a_problem_not_a_500(self, client, monkeypatch):
+        class Down:
+            def send(self, phone: str, code: str) -> None:
+                raise ConnectionError("SMS gateway unreachable")
+
+        monkeypatch.setattr(identity_service.accounts, "otp_sender", Down())
+        r = client.post("/v1/auth/otp", json={"phone": f.unique_phone()})
+        assert r.status_code == 503
+        assert r.json()["code"] == "otp_delivery_failed"
+        assert r.json()["field"] == "phone"
+
     def test_profile_update(self, session, client):
         user = f.citizen(session)
         r = client.patch(
@@ -293,3 +304,39 @@ class TestOrganisations:
         assert client.get("/v1/organisations").status_code == 401
         person = f.citizen(session)
         assert client.get("/v1/organisations", headers=person.headers).status_code == 403
+
+
+class TestOtpDeliveredAfterCommit:
+    """The code reaches the sender only once the database has kept it."""
+
+    def test_the_code_is_committed_before_it_is_sent(self, database_url, monkeypatch):
+        from fastapi.testclient import TestClient
+        from sqlalchemy import func
+
+        from tanhui.app import create_app
+        from tanhui.identity.models import OneTimeCode
+        from tanhui.kit.db import create_db_engine
+
+        phone = f.unique_phone()
+        observer = create_db_engine(database_url)  # a connection of its own sees only commits
+        seen: list[int] = []
+
+        class Observing:
+            def send(self, number: str, code: str) -> None:
+                with observer.connect() as connection:
+                    seen.append(
+                        connection.scalar(
+                            select(func.count())
+                            .select_from(OneTimeCode)
+                            .where(OneTimeCode.phone_hash == identity_service.phone_hash(number))
+                        )
+                    )
+
+        monkeypatch.setattr(identity_service.accounts, "otp_sender", Observing())
+        try:
+            with TestClient(create_app(), raise_server_exceptions=False) as client:
+                assert client.post("/v1/auth/otp", json={"phone": phone}).status_code == 200
+                assert client.post("/v1/auth/otp", json={"phone": phone}).status_code == 200
+        finally:
+            observer.dispose()
+        assert seen == [1, 2]

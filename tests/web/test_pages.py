@@ -233,6 +233,19 @@ class TestLogin:
             "请输入 11 位中国大陆手机号" in page.text
         )  # the code's message, in the page's language
 
+    def test_gateway_failure_is_shown_beside_the_phone(self, client, monkeypatch):
+        class Down:
+            def send(self, phone: str, code: str) -> None:
+                raise TimeoutError("SMS gateway timed out")
+
+        monkeypatch.setattr(identity_service.accounts, "otp_sender", Down())
+        page = client.post(
+            "/login/code", data={security.CSRF_FIELD: csrf(client), "phone": "13800138001"}
+        )
+        assert page.status_code == 503
+        assert 'id="e-phone"' in page.text and "验证码暂时无法发送" in page.text
+        assert 'name="code"' not in page.text  # still on the phone step
+
     def test_next_cannot_leave_the_site(self, client):
         page = client.get("/login?next=https://evil.example/")
         assert 'value="https://evil.example/"' not in page.text

@@ -83,6 +83,11 @@ class OtpRateLimited(TanhuiError):
     code = "otp_rate_limited"
 
 
+class OtpDeliveryFailed(TanhuiError):
+    status_code = 503
+    code = "otp_delivery_failed"
+
+
 class CitizenNotFound(NotFound):
     code = "citizen_not_found"
 
@@ -313,7 +318,27 @@ def _code_hash(p_hash: str, code: str) -> str:
     return keyed_hash(f"{p_hash}:{code}", purpose="otp")
 
 
-def request_otp(session: Session, *, phone: str) -> None:
+class PendingOtp:
+    """A stored code not yet sent. Send it only after the code is committed: a code sent first
+    and then lost to a failed commit would be one the citizen can never log in with."""
+
+    __slots__ = ("_code", "phone")
+
+    def __init__(self, phone: str, code: str) -> None:
+        self.phone, self._code = phone, code
+
+    def send(self) -> None:
+        try:
+            otp_sender.send(self.phone, self._code)
+        except Exception as exc:  # any gateway failure: the citizen may ask for another code
+            log.exception("one-time code for %s could not be sent", self.phone)
+            raise OtpDeliveryFailed(
+                "the code could not be sent; try again in a moment", field="phone"
+            ) from exc
+
+
+def request_otp(session: Session, *, phone: str) -> PendingOtp:
+    """Store a new code for the phone. The caller commits, then calls `.send()` on the result."""
     number = normalise_phone(phone)
     p_hash = phone_hash(number)
     now = utcnow()
@@ -336,7 +361,7 @@ def request_otp(session: Session, *, phone: str) -> None:
         )
     )
     session.flush()
-    otp_sender.send(number, code)
+    return PendingOtp(number, code)
 
 
 def login_citizen(session: Session, *, phone: str, code: str) -> tuple[Principal, str]:

@@ -53,7 +53,9 @@ async def login_send_code(request: Request, session: Session = Depends(get_sessi
     phone = data.get("phone", "").strip()
     context = {"next": nxt, "dev": _dev_sender(), "form": {"phone": phone}}
     try:
-        identity_service.request_otp(session, phone=phone)
+        pending = identity_service.request_otp(session, phone=phone)
+        session.commit()
+        pending.send()
     except TanhuiError as exc:
         errors = error_map(request, exc)
         if "" not in errors and "phone" not in errors:

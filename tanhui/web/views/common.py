@@ -54,6 +54,7 @@ ERROR_TEXT: dict[str, str] = {
     "invalid_phone": N_("Enter an 11-digit mainland China mobile number."),
     "invalid_otp": N_("The code is wrong or has expired; request a new one."),
     "otp_rate_limited": N_("Too many codes were requested for this number; try again later."),
+    "otp_delivery_failed": N_("The code could not be sent just now; try again in a moment."),
     "invalid_credentials": N_("The username or password is wrong."),
     "login_locked": N_("Too many wrong passwords: this account is locked for 15 minutes."),
     "citizen_erased": N_("This account was deleted."),
