@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -101,12 +101,12 @@ def backend(
     name = request.param
     if name == "sqlite":
         folder = tmp_path_factory.mktemp("sqlite")
-        template = folder / "template.db"
-        migrate.upgrade(f"sqlite:///{template}")
-        shutil.copy(template, folder / "test.db")
+        template_file = folder / "template.db"
+        migrate.upgrade(f"sqlite:///{template_file}")
+        shutil.copy(template_file, folder / "test.db")
         url = f"sqlite:///{folder / 'test.db'}"
         engine = kit_db.create_db_engine(url)
-        yield Backend(name, url, str(template), engine)
+        yield Backend(name, url, str(template_file), engine)
         engine.dispose()
         return
     problem = _postgres_reachable()
@@ -162,9 +162,7 @@ def app(session_factory: sessionmaker[Session]):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def client(app, session: Session) -> Iterator[httpx.Client]:  # type: ignore[no-untyped-def]
-    from fastapi.testclient import TestClient
-
+def client(app, session: Session) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
     # The test's own session shares the transaction; flush it so the app sees what the test set up.
     session.flush()
     with TestClient(app, raise_server_exceptions=False) as test_client:

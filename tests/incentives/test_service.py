@@ -77,7 +77,9 @@ class TestAwardPoints:
         ).all()
         assert {r.transfer_id for r in rows if r.points} == {rows[0].transfer_id}
         assert [r.transfer_id for r in rows if not r.points] == [None]
-        (record,) = ledger_service.get_transfer_records(session, [rows[0].transfer_id])
+        transfer_id = rows[0].transfer_id
+        assert transfer_id is not None
+        (record,) = ledger_service.get_transfer_records(session, [transfer_id])
         assert sorted(p.amount for p in record.postings) == [-6, 2, 4]
         assert ledger_service.check(session) == []
 
@@ -130,6 +132,7 @@ class TestRevoke:
         batch_transfer = session.scalars(
             select(AwardRow.transfer_id).where(AwardRow.source == "activity:81")
         ).one()
+        assert batch_transfer is not None
         before = ledger_service.get_transfer_records(session, [batch_transfer])[0]
         assert (
             incentives_service.revoke_points(session, source="activity:82", idempotency_key="r")
@@ -137,6 +140,7 @@ class TestRevoke:
         )
         assert incentives_service.points_balance(session, c) == 3
         row = session.scalars(select(AwardRow).where(AwardRow.source == "activity:82")).one()
+        assert row.revoke_transfer_id is not None
         revoke = ledger_service.get_transfer_records(session, [row.revoke_transfer_id])[0]
         assert revoke.id != batch_transfer and revoke.metadata["source"] == "activity:82"
         assert sorted(p.amount for p in revoke.postings) == [-2, 2]

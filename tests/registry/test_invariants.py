@@ -147,7 +147,7 @@ def test_blocks_tile_the_batch_whatever_happens(
         units = [u for b in live for u in range(b.serial_start, b.serial_end + 1)]
         assert units == list(range(1, issued + 1))
         assert all(b.quantity == b.serial_end - b.serial_start + 1 for b in live)
-        got = Counter()
+        got: Counter[tuple[int, str]] = Counter()
         for b in live:
             got[(b.account_id, b.status)] += b.quantity
         assert +got == +model
