@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import Row, Table, bindparam, func, insert, select, text, update
+from sqlalchemy import BigInteger, Row, Table, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from tanhui.activity import checks
@@ -36,7 +36,7 @@ from tanhui.identity import service as identity_service
 from tanhui.identity.principal import PartnerPrincipal
 from tanhui.incentives import service as incentives_service
 from tanhui.kit.bulk import execute_many
-from tanhui.kit.db import utcnow
+from tanhui.kit.db import generic_plans_for_writes, utcnow
 from tanhui.kit.dialect import (
     in_values,
     insert_ignore,
@@ -66,11 +66,6 @@ _NOT_ALLOWED = "scenario_not_allowed"
 _T: Table = ActivityRecord.__table__  # type: ignore[assignment]
 _D: Table = ActivityDaily.__table__  # type: ignore[assignment]
 _INSERT = insert(_T)
-_SET_CREDIT = (
-    update(_T)
-    .where(_T.c.id == bindparam("rid"))
-    .values(transfer_id=bindparam("tid"), points=bindparam("pts"))
-)
 
 
 # --- results ----------------------------------------------------------------------------------------
@@ -509,14 +504,19 @@ def commit(session: Session, prepared: Prepared) -> list[dict[str, Any]]:
             meta={"partner_id": partner_id, "records": len(credited_rows)},
         )
         if not serialised:
-            execute_many(
+            # Stored already (to win or lose the insert race): one UPDATE joined to the points,
+            # not one per record (PostgreSQL runs an executemany statement by statement).
+            awarded = rows_table(
                 session,
-                _SET_CREDIT,
-                [
-                    {"rid": rid, "tid": transfer_id, "pts": pts}
-                    for (rid, _), pts in zip(credited_rows, points, strict=True)
-                ],
+                [("rid", BigInteger()), ("pts", BigInteger())],
+                [(rid, pts) for (rid, _), pts in zip(credited_rows, points, strict=True)],
             )
+            with generic_plans_for_writes(session):  # each row's transfer id is checked
+                session.execute(
+                    update(_T)
+                    .where(_T.c.id == awarded.c.rid)
+                    .values(transfer_id=transfer_id, points=awarded.c.pts)
+                )
         else:
             for (_, row), pts in zip(credited_rows, points, strict=True):
                 row["transfer_id"], row["points"] = transfer_id, pts

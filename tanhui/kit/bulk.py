@@ -23,6 +23,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from tanhui.kit.db import generic_plans_for_writes
+
 
 @lru_cache(maxsize=256)
 def _compiled(
@@ -70,9 +72,9 @@ def execute_many(session: Session, stmt: ClauseElement, rows: Sequence[Mapping[s
         return 0
     connection = session.connection()
     if connection.dialect.name != "sqlite":
-        # psycopg's executemany sends one statement per row; SQLAlchemy's "insertmanyvalues" folds
-        # the rows into multi-row INSERTs, which is the faster path there.
-        result = session.execute(cast(Executable, stmt), list(rows))
+        # psycopg sends the rows in one pipeline, as a prepared statement it binds row by row.
+        with generic_plans_for_writes(session):
+            result = session.execute(cast(Executable, stmt), list(rows))
         return int(result.rowcount)  # type: ignore[attr-defined]
     session.flush()  # ORM changes pending in this session go first, as session.execute would do
     sql, names, converters, positional = _compiled(stmt, connection.dialect, tuple(rows[0]))

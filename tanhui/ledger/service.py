@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, event, func, insert, select, update
+from sqlalchemy import BigInteger, bindparam, event, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tanhui.kit.bulk import execute_many
 from tanhui.kit.db import utcnow
-from tanhui.kit.dialect import in_values, insert_ignore
+from tanhui.kit.dialect import in_values, insert_ignore, rows_table, serialised_writers
 from tanhui.kit.errors import Conflict, IdempotencyConflict, InvalidInput, NotFound
 from tanhui.kit.fingerprint import fingerprint
 from tanhui.ledger.models import Account, Asset, Hold, Posting, Transfer
@@ -513,7 +513,7 @@ def _move_balances(
                 credits.append({"account_id": account_id, "delta": delta})
             continue
         if credits:  # keep id order across the two statement kinds
-            execute_many(session, _CREDIT, credits)
+            _credit(session, credits)
             credits = []
         result = session.execute(
             _DEBIT, {"account_id": account_id, "delta": delta, "release": release}
@@ -524,7 +524,35 @@ def _move_balances(
                 field="amount",
             )
     if credits:
+        _credit(session, credits)
+
+
+def _credit(session: Session, credits: list[dict[str, int]]) -> None:
+    """Add each delta to its account's balance; `credits` are in account id order."""
+    if serialised_writers(session):
         execute_many(session, _CREDIT, credits)
+        return
+    # PostgreSQL runs an executemany as one UPDATE per account (a batch's 1,000 accounts cost 40 to
+    # 100 ms); one UPDATE joined to the deltas costs a fifth of that. The join visits rows in its
+    # plan's order, so the rows are first locked in id order: two batches crediting the same
+    # accounts then wait for each other instead of deadlocking.
+    ids = [c["account_id"] for c in credits]
+    session.execute(
+        select(_table.c.id)
+        .where(in_values(session, _table.c.id, ids))
+        .order_by(_table.c.id)
+        .with_for_update()
+    )
+    deltas = rows_table(
+        session,
+        [("account_id", BigInteger()), ("delta", BigInteger())],
+        [(c["account_id"], c["delta"]) for c in credits],
+    )
+    session.execute(
+        update(_table)  # type: ignore[arg-type]
+        .where(_table.c.id == deltas.c.account_id)
+        .values(balance=_table.c.balance + deltas.c.delta)
+    )
 
 
 def reverse(
