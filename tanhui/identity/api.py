@@ -1,4 +1,5 @@
-"""Identity routes: logins, the caller's own data (PIPL export and erasure), partners and consent."""
+"""Identity routes: logins, staff accounts, the caller's own data (PIPL export and erasure), partners
+and consent."""
 
 from __future__ import annotations
 
@@ -139,6 +140,116 @@ def update_me(
     return schemas.CitizenProfile(
         id=c.id, nickname=c.nickname, district=c.district, created_at=c.created_at
     )
+
+
+# --- staff accounts (operator_admin) ------------------------------------------------------------
+
+
+def _staff_out(v: identity_service.StaffView) -> schemas.StaffOut:
+    return schemas.StaffOut(
+        id=v.id,
+        username=v.username,
+        display_name=v.display_name,
+        roles=v.roles,
+        organisation_id=v.organisation_id,
+        organisation_name=v.organisation_name,
+        active=v.active,
+        created_at=v.created_at,
+        last_login_at=v.last_login_at,
+        locked_until=v.locked_until,
+    )
+
+
+@router.get("/staff", response_model=list[schemas.StaffOut], summary="Staff users (operator_admin)")
+def list_staff(
+    principal: Principal = Depends(require_role("operator_admin")),
+    session: Session = Depends(get_session),
+) -> list[schemas.StaffOut]:
+    return [_staff_out(v) for v in identity_service.list_staff(session, principal)]
+
+
+@router.post(
+    "/staff",
+    response_model=schemas.StaffOut,
+    status_code=201,
+    summary="Create a staff user (operator_admin)",
+)
+def create_staff(
+    body: schemas.StaffCreate,
+    principal: Principal = Depends(require_role("operator_admin")),
+    session: Session = Depends(get_session),
+) -> schemas.StaffOut:
+    staff = identity_service.create_staff(
+        session,
+        principal,
+        username=body.username,
+        password=body.password,
+        roles=body.roles,
+        organisation_id=body.organisation_id,
+        display_name=body.display_name,
+    )
+    return _staff_out(identity_service.staff_view(session, staff.id))
+
+
+@router.patch(
+    "/staff/{staff_id}",
+    response_model=schemas.StaffOut,
+    summary="Rename, change roles, deactivate or reactivate a staff user (operator_admin)",
+)
+def update_staff(
+    staff_id: int,
+    body: schemas.StaffUpdate,
+    principal: Principal = Depends(require_role("operator_admin")),
+    session: Session = Depends(get_session),
+) -> schemas.StaffOut:
+    view = identity_service.update_staff(
+        session,
+        principal,
+        staff_id,
+        display_name=body.display_name,
+        roles=body.roles,
+        active=body.active,
+    )
+    return _staff_out(view)
+
+
+@router.post(
+    "/staff/{staff_id}/password",
+    status_code=204,
+    summary="Set a staff user's password; their sessions end (operator_admin)",
+)
+def reset_staff_password(
+    staff_id: int,
+    body: schemas.PasswordReset,
+    principal: Principal = Depends(require_role("operator_admin")),
+    session: Session = Depends(get_session),
+) -> None:
+    identity_service.reset_staff_password(session, principal, staff_id, password=body.password)
+
+
+@router.post(
+    "/me/password",
+    status_code=204,
+    summary="Change my own password (staff); my other sessions end",
+)
+def change_my_password(
+    request: Request,
+    body: schemas.PasswordChange,
+    principal: Principal = Depends(current_staff),
+    session: Session = Depends(get_session),
+) -> None:
+    try:
+        identity_service.change_own_password(
+            session,
+            principal,
+            current_password=body.current_password,
+            new_password=body.new_password,
+            keep_token=bearer_token(request),
+        )
+    except identity_service.WrongPassword:
+        # Keep the counted failure: the lockout is what stops guessing the current password.
+        session.commit()
+        raise
 
 
 # --- the citizen's own data ---------------------------------------------------------------------

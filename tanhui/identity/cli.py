@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -20,6 +22,28 @@ from tanhui.kit.errors import InvalidInput
 staff_app = typer.Typer(help="Staff accounts (工作人员).", no_args_is_help=True)
 
 
+def _password(password: str | None, password_stdin: bool) -> str:
+    """The password from exactly one of --password and --password-stdin (its first line)."""
+    if password_stdin == (password is not None):
+        raise InvalidInput("give exactly one of --password and --password-stdin", field="password")
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    assert password is not None
+    return password
+
+
+_PASSWORD_HELP = "Password (visible in the shell history; prefer --password-stdin)."
+_STDIN_HELP = "Read the password from the first line of stdin."
+
+
+def _staff_json(view: identity_service.StaffView) -> dict[str, object]:
+    row = dataclasses.asdict(view)
+    for key, value in row.items():
+        if isinstance(value, datetime):
+            row[key] = value.isoformat()
+    return row
+
+
 @staff_app.command("create")
 def staff_create(
     username: str = typer.Argument(..., help="Login name."),
@@ -28,26 +52,18 @@ def staff_create(
     ),
     org: int | None = typer.Option(None, "--org", help="Organisation id."),
     display_name: str | None = typer.Option(None, "--display-name", help="Name to show."),
-    password: str | None = typer.Option(
-        None, "--password", help="Password (visible in the shell history; prefer --password-stdin)."
-    ),
-    password_stdin: bool = typer.Option(
-        False, "--password-stdin", help="Read the password from the first line of stdin."
-    ),
+    password: str | None = typer.Option(None, "--password", help=_PASSWORD_HELP),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help=_STDIN_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Create a staff user, e.g. `echo pw | tanhui staff create alice --role reviewer --password-stdin`."""
-    if password_stdin == (password is not None):
-        raise InvalidInput("give exactly one of --password and --password-stdin", field="password")
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    assert password is not None
+    secret = _password(password, password_stdin)
     with session_scope() as session:
         staff = identity_service.create_staff(
             session,
             None,
             username=username,
-            password=password,
+            password=secret,
             roles=role,
             organisation_id=org,
             display_name=display_name,
@@ -63,6 +79,87 @@ def staff_create(
     else:
         roles = ", ".join(sorted(set(role)))
         typer.echo(f"staff {result['id']} {username} created with roles {roles}")
+
+
+@staff_app.command("list")
+def staff_list(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Staff users, their roles, organisation, status and last login."""
+    with session_scope() as session:
+        rows = identity_service.list_staff(session, None)
+    if as_json:
+        typer.echo(json.dumps([_staff_json(r) for r in rows], ensure_ascii=False))
+        return
+    table = Table("id", "username", "name", "roles", "organisation", "status", "last login")
+    for r in rows:
+        table.add_row(
+            str(r.id),
+            r.username,
+            r.display_name,
+            ", ".join(r.roles) or "-",
+            r.organisation_name or "-",
+            "active" if r.active else "deactivated",
+            r.last_login_at.isoformat(timespec="seconds") if r.last_login_at else "-",
+        )
+    Console().print(table)
+
+
+def _update(username: str, as_json: bool, done: str, **changes: Any) -> None:
+    with session_scope() as session:
+        staff = identity_service.get_staff_by_username(session, username)
+        view = identity_service.update_staff(session, None, staff.id, **changes)
+    if as_json:
+        typer.echo(json.dumps(_staff_json(view), ensure_ascii=False))
+    else:
+        typer.echo(f"staff {view.id} {view.username} {done}")
+
+
+@staff_app.command("deactivate")
+def staff_deactivate(
+    username: str = typer.Argument(..., help="Login name."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Stop a staff user at once: no more logins, and their sessions and tokens end now."""
+    _update(username, as_json, "deactivated; their sessions are ended", active=False)
+
+
+@staff_app.command("activate")
+def staff_activate(
+    username: str = typer.Argument(..., help="Login name."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Let a deactivated staff user log in again (with their old password)."""
+    _update(username, as_json, "activated", active=True)
+
+
+@staff_app.command("roles")
+def staff_roles(
+    username: str = typer.Argument(..., help="Login name."),
+    role: list[str] = typer.Option(
+        ...,
+        "--role",
+        help="The new roles, replacing the old ones (repeatable): "
+        f"{', '.join(sorted(identity_service.ROLES))}.",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Replace a staff user's roles, e.g. `tanhui staff roles alice --role reviewer --role buyer`."""
+    _update(username, as_json, f"now has roles {', '.join(sorted(set(role)))}", roles=role)
+
+
+@staff_app.command("password")
+def staff_password(
+    username: str = typer.Argument(..., help="Login name."),
+    password: str | None = typer.Option(None, "--password", help=_PASSWORD_HELP),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help=_STDIN_HELP),
+) -> None:
+    """Set a staff user's password (and lift a login lock); their sessions end.
+    E.g. `echo new-pass | tanhui staff password alice --password-stdin`."""
+    secret = _password(password, password_stdin)
+    with session_scope() as session:
+        staff = identity_service.get_staff_by_username(session, username)
+        identity_service.reset_staff_password(session, None, staff.id, password=secret)
+        staff_id = staff.id
+    typer.echo(f"staff {staff_id} {username.strip()} has a new password; their sessions are ended")
 
 
 partner_app = typer.Typer(help="Scenario partners (场景方) and their keys.", no_args_is_help=True)

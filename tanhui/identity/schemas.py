@@ -1,4 +1,4 @@
-"""The identity API contract: logins, the caller, partners, bindings, access log and export."""
+"""The identity API contract: logins, the caller, staff, partners, bindings, access log and export."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from datetime import date, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from tanhui.identity.principal import ROLES
 
 _PHONE = "13800138000"
 
@@ -279,6 +281,105 @@ class KeyRotate(BaseModel):
 
     grace_hours: int = Field(
         24, description="Hours the previous keys stay valid.", examples=[24], ge=0, le=24 * 30
+    )
+
+
+# --- staff accounts ---------------------------------------------------------------------------
+
+
+class StaffOut(BaseModel):
+    id: int = Field(description="Staff id.", examples=[3])
+    username: str = Field(description="Login name.", examples=["reviewer.wang"])
+    display_name: str = Field(description="Name to show.", examples=["审核员 王"])
+    roles: list[str] = Field(description="Roles, sorted.", examples=[["reviewer"]])
+    organisation_id: int | None = Field(description="Organisation the user acts for.", examples=[1])
+    organisation_name: str | None = Field(
+        description="That organisation's name.", examples=["Tanhui 平台运营方"]
+    )
+    active: bool = Field(
+        description="False once deactivated: no login, no session.", examples=[True]
+    )
+    created_at: datetime = Field(
+        description="When the account was created (UTC).", examples=["2026-03-01T02:00:00Z"]
+    )
+    last_login_at: datetime | None = Field(
+        description="Last successful login (UTC).", examples=["2026-03-09T01:30:00Z"]
+    )
+    locked_until: datetime | None = Field(
+        description="Login locked after wrong passwords until then (UTC).", examples=[None]
+    )
+
+
+class StaffCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(
+        description="Login name: 2-64 letters, digits, '.', '_' or '-'.",
+        examples=["reviewer.wang"],
+        max_length=64,
+    )
+    password: str = Field(
+        description="Initial password, at least 8 characters.",
+        examples=["change-me-2026"],
+        max_length=256,
+    )
+    roles: list[str] = Field(
+        description="One or more of: " + ", ".join(sorted(ROLES)) + ".",
+        examples=[["reviewer"]],
+        min_length=1,
+        max_length=len(ROLES),
+    )
+    organisation_id: int | None = Field(
+        None, description="Organisation the user acts for.", examples=[1], ge=1
+    )
+    display_name: str | None = Field(
+        None,
+        description="Name to show (default: the username).",
+        examples=["审核员 王"],
+        max_length=100,
+    )
+
+
+class StaffUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    display_name: str | None = Field(
+        None, description="New name to show.", examples=["审核员 王"], max_length=100
+    )
+    roles: list[str] | None = Field(
+        None,
+        description="The new set of roles (replaces the old one; at least one).",
+        examples=[["reviewer", "operator_admin"]],
+        max_length=len(ROLES),
+    )
+    active: bool | None = Field(
+        None,
+        description="false deactivates the user and ends their sessions at once; true lets them "
+        "log in again.",
+        examples=[False],
+    )
+
+
+class PasswordReset(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    password: str = Field(
+        description="The new password, at least 8 characters; the user's sessions end.",
+        examples=["temporary-2026"],
+        max_length=256,
+    )
+
+
+class PasswordChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: str = Field(
+        description="The password in use now.", examples=["change-me-2026"], max_length=256
+    )
+    new_password: str = Field(
+        description="The new password, at least 8 characters; other sessions end.",
+        examples=["my-own-secret-2026"],
+        max_length=256,
     )
 
 

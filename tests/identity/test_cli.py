@@ -50,6 +50,84 @@ class TestStaffCreate:
         assert "password" in r.output
 
 
+def _staff(*args: str, stdin: str | None = None):  # type: ignore[no-untyped-def]
+    return runner.invoke(app, ["staff", *args], input=stdin)
+
+
+def _can_log_in(username: str, password: str) -> bool:
+    with session_scope() as session:
+        try:
+            identity_service.login_staff(session, username=username, password=password)
+        except identity_service.InvalidCredentials:
+            return False
+    return True
+
+
+class TestStaffManage:
+    def _two(self) -> None:
+        for name, role in (("alice", "operator_admin"), ("bob", "reviewer")):
+            r = _staff("create", name, "--role", role, "--password", "first-pass")
+            assert r.exit_code == 0, r.output
+
+    def test_list(self, database_url):
+        self._two()
+        with session_scope() as session:
+            identity_service.login_staff(session, username="bob", password="first-pass")
+        r = _staff("list", "--json")
+        assert r.exit_code == 0, r.output
+        rows = {row["username"]: row for row in json.loads(r.stdout)}
+        assert rows["bob"]["roles"] == ["reviewer"] and rows["bob"]["active"] is True
+        assert rows["bob"]["last_login_at"] and rows["alice"]["last_login_at"] is None
+        assert "password_hash" not in rows["bob"]
+        table = _staff("list")
+        assert table.exit_code == 0 and "bob" in table.stdout and "reviewer" in table.stdout
+
+    def test_deactivate_ends_sessions_and_activate_allows_login(self, database_url):
+        self._two()
+        with session_scope() as session:
+            _, token = identity_service.login_staff(session, username="bob", password="first-pass")
+        r = _staff("deactivate", "bob", "--json")
+        assert r.exit_code == 0, r.output
+        assert json.loads(r.stdout)["active"] is False
+        with session_scope() as session:
+            assert identity_service.principal_for_token(session, token) is None
+        assert not _can_log_in("bob", "first-pass")
+        r = _staff("activate", "bob")
+        assert r.exit_code == 0 and "activated" in r.stdout
+        assert _can_log_in("bob", "first-pass")
+        with session_scope() as session:
+            assert identity_service.principal_for_token(session, token) is None
+
+    def test_roles(self, database_url):
+        self._two()
+        r = _staff("roles", "bob", "--role", "buyer", "--role", "reviewer", "--json")
+        assert r.exit_code == 0, r.output
+        assert json.loads(r.stdout)["roles"] == ["buyer", "reviewer"]
+        r = _staff("roles", "bob", "--role", "god")
+        assert r.exit_code == 1 and "unknown_role" in r.output
+
+    def test_password(self, database_url):
+        self._two()
+        r = _staff("password", "bob", "--password-stdin", stdin="second-pass\n")
+        assert r.exit_code == 0, r.output
+        assert _can_log_in("bob", "second-pass") and not _can_log_in("bob", "first-pass")
+        r = _staff("password", "bob", "--password", "short")
+        assert r.exit_code == 1 and "weak_password" in r.output
+        r = _staff("password", "bob")
+        assert r.exit_code == 1 and "password" in r.output
+
+    def test_errors_are_one_line(self, database_url):
+        self._two()
+        r = _staff("deactivate", "alice")
+        assert r.exit_code == 1 and "last_operator_admin" in r.output
+        r = _staff("roles", "alice", "--role", "reviewer")
+        assert r.exit_code == 1 and "last_operator_admin" in r.output
+        r = _staff("deactivate", "ghost")
+        assert r.exit_code == 1 and "staff_not_found" in r.output
+        assert "Traceback" not in r.output
+        assert _can_log_in("alice", "first-pass")
+
+
 def _partner(*args: str) -> dict:
     r = runner.invoke(
         app, ["partner", "create", "深圳地铁", "--scenarios", "metro,bus", "--json", *args]

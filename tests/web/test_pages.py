@@ -22,6 +22,7 @@ CONSOLE_PAGES = [
     "/console/partners",
     "/console/mall",
     "/console/ledger",
+    "/console/staff",
 ]
 
 
@@ -395,6 +396,9 @@ POSTS = [
     "/console/partners",
     "/console/mall/rewards/1/active",
     "/console/ledger",
+    "/console/staff",
+    "/console/staff/1/active",
+    "/console/staff/1/password",
     "/logout",  # last: it ends the session
 ]
 JUNK = [

@@ -1,6 +1,6 @@
 """Identity use cases, one import for every part: `from tanhui.identity import service as identity_service`.
 
-Split by use case (accounts, partners, bindings, privacy); every function flushes and never commits.
+Split by use case (accounts, staff, partners, bindings, privacy); every function flushes and never commits.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from tanhui.identity.service.accounts import (
     citizen_for_phone,
     citizen_principal,
     create_organisation,
-    create_staff,
     get_citizen,
     get_organisation,
     issue_token,
@@ -116,6 +115,21 @@ from tanhui.identity.service.privacy import (
     identity_section,
     read_citizen_as_staff,
 )
+from tanhui.identity.service.staff import (
+    LastOperatorAdmin,
+    SelfDeactivation,
+    StaffNotFound,
+    StaffView,
+    WrongPassword,
+    change_own_password,
+    create_staff,
+    get_staff,
+    get_staff_by_username,
+    list_staff,
+    reset_staff_password,
+    staff_view,
+    update_staff,
+)
 
 __all__ = [
     "AUTH_CODE_TTL",
@@ -144,6 +158,7 @@ __all__ = [
     "InvalidGrant",
     "InvalidOtp",
     "KeyRevoked",
+    "LastOperatorAdmin",
     "LoginLocked",
     "MalformedSignatureHeaders",
     "MissingSignatureHeaders",
@@ -163,7 +178,11 @@ __all__ = [
     "RedirectUriNotRegistered",
     "RowError",
     "ScenarioNotApproved",
+    "SelfDeactivation",
+    "StaffNotFound",
+    "StaffView",
     "UnknownKey",
+    "WrongPassword",
     "access_log",
     "apply_as_partner",
     "approval_lapsed",
@@ -171,6 +190,7 @@ __all__ = [
     "authorize",
     "authorize_preview",
     "bindings_for",
+    "change_own_password",
     "check_partner_active",
     "citizen_bindings",
     "citizen_display_name",
@@ -186,6 +206,8 @@ __all__ = [
     "get_citizen",
     "get_organisation",
     "get_partner",
+    "get_staff",
+    "get_staff_by_username",
     "identity_section",
     "import_bindings",
     "issue_token",
@@ -194,6 +216,7 @@ __all__ = [
     "list_applications",
     "list_organisations",
     "list_partners",
+    "list_staff",
     "log_access",
     "login_citizen",
     "login_staff",
@@ -210,6 +233,7 @@ __all__ = [
     "reject_application",
     "remember_nonce",
     "request_otp",
+    "reset_staff_password",
     "revoke_all_bindings",
     "revoke_binding",
     "revoke_key",
@@ -219,9 +243,11 @@ __all__ = [
     "set_otp_sender",
     "staff_principal",
     "staff_roles",
+    "staff_view",
     "update_binding_scenarios",
     "update_citizen_profile",
     "update_partner",
+    "update_staff",
     "validate_scenarios",
     "verify_partner_request",
 ]

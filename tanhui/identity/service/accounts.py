@@ -7,7 +7,6 @@ import hmac
 import logging
 import re
 import secrets
-from collections.abc import Iterable
 from datetime import timedelta
 from functools import lru_cache
 from typing import Protocol
@@ -27,7 +26,7 @@ from tanhui.identity.models import (
     StaffRole,
     Token,
 )
-from tanhui.identity.principal import ORGANISATION_KINDS, ROLES, Principal
+from tanhui.identity.principal import ORGANISATION_KINDS, Principal
 from tanhui.kit.db import utcnow
 from tanhui.kit.errors import Conflict, Forbidden, InvalidInput, NotFound, TanhuiError, Unauthorized
 from tanhui.kit.settings import get_settings
@@ -194,49 +193,6 @@ def platform_organisation(session: Session) -> Organisation:
     return org
 
 
-def create_staff(
-    session: Session,
-    actor: Principal | None,
-    *,
-    username: str,
-    password: str,
-    roles: Iterable[str],
-    organisation_id: int | None = None,
-    display_name: str | None = None,
-) -> Staff:
-    _require_admin(actor)
-    username = username.strip()
-    if not re.fullmatch(r"[A-Za-z0-9_.\-]{2,64}", username):
-        raise InvalidInput(
-            "username: 2-64 letters, digits, '.', '_' or '-'",
-            code="invalid_username",
-            field="username",
-        )
-    if len(password) < 8:
-        raise InvalidInput(
-            "password must have at least 8 characters", code="weak_password", field="password"
-        )
-    role_set = sorted(set(roles))
-    for role in role_set:
-        if role not in ROLES:
-            raise InvalidInput(f"unknown role {role!r}", code="unknown_role", field="roles")
-    if organisation_id is not None:
-        get_organisation(session, organisation_id)
-    if session.scalar(select(Staff.id).where(Staff.username == username)) is not None:
-        raise Conflict(f"username {username!r} is taken", code="username_taken", field="username")
-    staff = Staff(
-        username=username,
-        password_hash=_hasher().hash(password),
-        display_name=display_name or username,
-        organisation_id=organisation_id,
-    )
-    session.add(staff)
-    session.flush()
-    session.add_all(StaffRole(staff_id=staff.id, role=r) for r in role_set)
-    session.flush()
-    return staff
-
-
 def staff_roles(session: Session, staff_id: int) -> frozenset[str]:
     return frozenset(session.scalars(select(StaffRole.role).where(StaffRole.staff_id == staff_id)))
 
@@ -251,26 +207,38 @@ def staff_principal(session: Session, staff: Staff) -> Principal:
     )
 
 
+def check_not_locked(staff: Staff, *, field: str = "password") -> None:
+    """LoginLocked while the lock earned by STAFF_MAX_FAILURES wrong passwords in a row lasts."""
+    now = utcnow()
+    if staff.locked_until is not None and staff.locked_until > now:
+        wait = int((staff.locked_until - now).total_seconds()) + 1
+        raise LoginLocked(
+            f"too many wrong passwords; try again in {wait // 60 + 1} minutes",
+            field=field,
+            extra={"retry_after": wait},
+        )
+
+
+def count_wrong_password(session: Session, staff: Staff) -> None:
+    """One more wrong password in a row; the STAFF_MAX_FAILURES-th locks the account for
+    STAFF_LOCKOUT. The caller commits even though it then raises, or the count is lost."""
+    staff.failed_logins += 1
+    if staff.failed_logins >= STAFF_MAX_FAILURES:
+        staff.failed_logins, staff.locked_until = 0, utcnow() + STAFF_LOCKOUT
+    session.flush()
+
+
 def login_staff(session: Session, *, username: str, password: str) -> tuple[Principal, str]:
     """Password login for staff. STAFF_MAX_FAILURES wrong passwords in a row lock the account for
     STAFF_LOCKOUT; the caller commits even when this raises, so that the count survives the failure."""
     staff = session.scalar(select(Staff).where(Staff.username == username.strip()))
-    now = utcnow()
-    if staff is not None and staff.locked_until is not None and staff.locked_until > now:
-        wait = int((staff.locked_until - now).total_seconds()) + 1
-        raise LoginLocked(
-            f"too many wrong passwords; try again in {wait // 60 + 1} minutes",
-            field="password",
-            extra={"retry_after": wait},
-        )
+    if staff is not None:
+        check_not_locked(staff)
     try:
         _hasher().verify(staff.password_hash if staff else _dummy_hash(), password)
     except (VerificationError, InvalidHashError):
         if staff is not None:
-            staff.failed_logins += 1
-            if staff.failed_logins >= STAFF_MAX_FAILURES:
-                staff.failed_logins, staff.locked_until = 0, now + STAFF_LOCKOUT
-            session.flush()
+            count_wrong_password(session, staff)
         raise InvalidCredentials("wrong username or password") from None
     if staff is None or not staff.active:
         raise InvalidCredentials("wrong username or password")
@@ -504,13 +472,17 @@ def revoke_token(session: Session, token: str) -> None:
     )
 
 
-def revoke_tokens_of(session: Session, *, kind: str, subject_id: int) -> None:
-    session.execute(
-        update(Token)
-        .where(Token.kind == kind, Token.subject_id == subject_id, Token.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
-        .execution_options(synchronize_session=False)
+def revoke_tokens_of(
+    session: Session, *, kind: str, subject_id: int, keep: str | None = None
+) -> None:
+    """Revoke every live token of a citizen or staff member, except `keep` (the caller's own
+    session, when a person changing their password ends only their other sessions)."""
+    stmt = update(Token).where(
+        Token.kind == kind, Token.subject_id == subject_id, Token.revoked_at.is_(None)
     )
+    if keep is not None:
+        stmt = stmt.where(Token.token_hash != _token_hash(keep))
+    session.execute(stmt.values(revoked_at=utcnow()).execution_options(synchronize_session=False))
 
 
 # --- access log ---------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from tanhui.web.views import (
     projects,
     public,
     registry,
+    staff,
 )
 
 routers: list[APIRouter] = [
@@ -29,6 +30,7 @@ routers: list[APIRouter] = [
     console.router,
     projects.router,
     registry.router,
+    staff.router,
 ]
 
 

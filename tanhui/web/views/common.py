@@ -88,6 +88,20 @@ ERROR_TEXT: dict[str, str] = {
     "unknown_scenario": N_("Unknown scenario."),
     "invalid_scenarios": N_("Unknown or empty scenarios."),
     "idempotency_conflict": N_("This form was already sent with other values; reload the page."),
+    "staff_not_found": N_("This staff user does not exist."),
+    "last_operator_admin": N_(
+        "This is the last active operator admin: make someone else operator admin first."
+    ),
+    "self_deactivation": N_("You cannot deactivate your own account."),
+    "weak_password": N_("The password needs at least 8 characters."),
+    "password_too_long": N_("The password may have at most 256 characters."),
+    "wrong_password": N_("The current password is wrong."),
+    "invalid_username": N_("Use 2-64 letters, digits, '.', '_' or '-'."),
+    "username_taken": N_("This username is taken."),
+    "invalid_display_name": N_("Give a name of 1 to 100 characters, on one line."),
+    "unknown_role": N_("Unknown role."),
+    "no_roles": N_("Choose at least one role."),
+    "organisation_not_found": N_("This organisation does not exist."),
 }
 
 
