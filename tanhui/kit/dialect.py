@@ -7,7 +7,17 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import String, Table, any_, bindparam, column, func, literal_column, select
+from sqlalchemy import (
+    String,
+    Table,
+    any_,
+    bindparam,
+    column,
+    func,
+    literal_column,
+    select,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import FromClause
@@ -103,6 +113,20 @@ def _extreme(postgres: bool, pick: str, stored: Any, new: Any) -> Any:
         return getattr(func, pick)(stored, new)
     scalar = func.min if pick == "least" else func.max
     return scalar(func.coalesce(stored, new), func.coalesce(new, stored))
+
+
+def serialise_on(session: Session, key: str) -> None:
+    """Until this transaction ends, other transactions that serialise on the same key wait here.
+
+    For a check-then-insert with no row to lock yet (say, "fewer than 5 codes for this phone").
+    PostgreSQL: a transaction-level advisory lock on the key's 64-bit hash (two keys sharing a hash
+    only wait for each other needlessly). SQLite lets one writer in at a time already.
+    """
+    if _postgres(session):
+        session.execute(_ADVISORY_LOCK, {"key": key})
+
+
+_ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
 
 
 def _postgres(session: Session) -> bool:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import threading
+
+import pytest
 from fastapi import Depends
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from tanhui.identity import service as identity_service
 from tanhui.identity.auth import SESSION_COOKIE, current_citizen, current_staff, require_role
 from tanhui.identity.models import Citizen, Token
 from tanhui.identity.principal import Principal
+from tanhui.kit.db import create_db_engine, make_session_factory, session_scope
+from tanhui.kit.errors import TanhuiError
 from tests.fixtures import identity as f
 
 
@@ -340,3 +345,51 @@ class TestOtpDeliveredAfterCommit:
         finally:
             observer.dispose()
         assert seen == [1, 2]
+
+
+_WAITING_ON_A_LOCK = text(
+    "SELECT count(*) FROM pg_stat_activity "
+    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+)
+
+
+@pytest.mark.postgresql_only
+def test_two_requests_for_the_last_code_at_once_send_one(database_url):
+    """A stores the last code the window allows and holds its transaction open; B asks for one
+    more. B must wait for A, then count A's code and refuse. (Without the wait, both counted the
+    same committed codes and both sent one.)"""
+    factory = make_session_factory(create_db_engine(database_url))
+    phone = f.unique_phone()
+    try:
+        for _ in range(identity_service.accounts.OTP_MAX_PER_WINDOW - 1):
+            with session_scope(factory) as session:
+                identity_service.request_otp(session, phone=phone)
+        a = factory()
+        identity_service.request_otp(a, phone=phone)
+        outcome: list[str] = []
+
+        def ask_again() -> None:
+            try:
+                with session_scope(factory) as b:
+                    identity_service.request_otp(b, phone=phone)
+                outcome.append("stored")
+            except TanhuiError as exc:
+                outcome.append(exc.code)
+
+        worker = threading.Thread(target=ask_again)
+        worker.start()
+        try:
+            # Wait until B waits on a lock (or, were there no lock, until it is done).
+            with factory() as watcher:
+                for _ in range(400):
+                    if not worker.is_alive() or watcher.scalar(_WAITING_ON_A_LOCK):
+                        break
+                    watcher.rollback()
+                    worker.join(0.05)
+            a.commit()
+        finally:
+            a.close()
+            worker.join(30)
+        assert outcome == ["otp_rate_limited"]
+    finally:
+        factory.kw["bind"].dispose()

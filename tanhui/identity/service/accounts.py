@@ -28,6 +28,7 @@ from tanhui.identity.models import (
 )
 from tanhui.identity.principal import ORGANISATION_KINDS, Principal
 from tanhui.kit.db import utcnow
+from tanhui.kit.dialect import serialise_on
 from tanhui.kit.errors import Conflict, Forbidden, InvalidInput, NotFound, TanhuiError, Unauthorized
 from tanhui.kit.settings import get_settings
 
@@ -309,6 +310,8 @@ def request_otp(session: Session, *, phone: str) -> PendingOtp:
     """Store a new code for the phone. The caller commits, then calls `.send()` on the result."""
     number = normalise_phone(phone)
     p_hash = phone_hash(number)
+    # Two requests at once would both count 4 codes and both send a fifth: one waits for the other.
+    serialise_on(session, f"otp:{p_hash}")
     now = utcnow()
     recent = session.scalar(
         select(func.count())
