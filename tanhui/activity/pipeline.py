@@ -511,7 +511,8 @@ def commit(session: Session, prepared: Prepared) -> list[dict[str, Any]]:
                 [("rid", BigInteger()), ("pts", BigInteger())],
                 [(rid, pts) for (rid, _), pts in zip(credited_rows, points, strict=True)],
             )
-            with generic_plans_for_writes(session):  # each row's transfer id is checked
+            # Each row's transfer id is checked against its table.
+            with generic_plans_for_writes(session, rows=len(credited_rows)):
                 session.execute(
                     update(_T)
                     .where(_T.c.id == awarded.c.rid)

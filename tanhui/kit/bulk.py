@@ -73,7 +73,7 @@ def execute_many(session: Session, stmt: ClauseElement, rows: Sequence[Mapping[s
     connection = session.connection()
     if connection.dialect.name != "sqlite":
         # psycopg sends the rows in one pipeline, as a prepared statement it binds row by row.
-        with generic_plans_for_writes(session):
+        with generic_plans_for_writes(session, rows=len(rows)):
             result = session.execute(cast(Executable, stmt), list(rows))
         return int(result.rowcount)  # type: ignore[attr-defined]
     session.flush()  # ORM changes pending in this session go first, as session.execute would do

@@ -234,7 +234,7 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
 
 
 @contextmanager
-def generic_plans_for_writes(session: Session) -> Iterator[None]:
+def generic_plans_for_writes(session: Session, *, rows: int) -> Iterator[None]:
     """On PostgreSQL, let the statements inside reuse cached generic plans (the server's default).
 
     The connections plan every statement afresh (see `create_db_engine`), and that includes the
@@ -244,14 +244,19 @@ def generic_plans_for_writes(session: Session) -> Iterator[None]:
 
     SET LOCAL lasts to the end of the transaction, so the custom setting is restored after the
     block; if the block fails, the transaction (or savepoint) that rolls back undoes the switch.
+    The two round trips cost about what re-planning the checks of 10 rows does: fewer `rows`
+    than `_GENERIC_PLANS_FROM` are written as they are.
     """
-    if session.get_bind().dialect.name != "postgresql":
+    if session.get_bind().dialect.name != "postgresql" or rows < _GENERIC_PLANS_FROM:
         yield
         return
     connection = session.connection()
     connection.exec_driver_sql("SET LOCAL plan_cache_mode = auto")
     yield
     connection.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
+
+
+_GENERIC_PLANS_FROM = 16
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
