@@ -23,6 +23,7 @@ CONSOLE_PAGES = [
     "/console/mall",
     "/console/ledger",
     "/console/staff",
+    "/console/password",
 ]
 
 
@@ -399,6 +400,8 @@ POSTS = [
     "/console/staff",
     "/console/staff/1/active",
     "/console/staff/1/password",
+    "/console/staff/1/roles",
+    "/console/password",
     "/logout",  # last: it ends the session
 ]
 JUNK = [

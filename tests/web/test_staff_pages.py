@@ -1,11 +1,14 @@
-"""The console's staff page: operator_admin only; create, deactivate, reactivate, reset a password,
-with the service's refusals beside the form that caused them."""
+"""The console's staff page: operator_admin only; create, change roles, deactivate, reactivate, reset
+a password, with the service's refusals beside the form that caused them. And every staff user's own
+password page."""
 
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 
 from tanhui.identity import service as identity_service
+from tanhui.identity.models import Staff
 from tanhui.web import security
 from tests.fixtures.identity import PASSWORD
 from tests.web.conftest import csrf, login_as, staff
@@ -58,6 +61,7 @@ class TestAccess:
             ("/console/staff", {"username": "x1", "password": NEW_PASSWORD, "role_buyer": "1"}),
             (f"/console/staff/{_id(session, target.username)}/active", {"active": "0"}),
             (f"/console/staff/{_id(session, target.username)}/password", {"password": "x" * 9}),
+            (f"/console/staff/{_id(session, target.username)}/roles", {"role_buyer": "1"}),
         ]:
             page = client.post(path, data={security.CSRF_FIELD: token, **data})
             assert page.status_code == 403 and "missing_role" in page.text, path
@@ -189,7 +193,11 @@ class TestRowActions:
     def test_unknown_staff_is_a_page_not_a_500(self, client, operator, staff_id):
         login_as(client, operator.token)
         token = csrf(client)
-        for action, data in (("active", {"active": "0"}), ("password", {"password": "x" * 9})):
+        for action, data in (
+            ("active", {"active": "0"}),
+            ("password", {"password": "x" * 9}),
+            ("roles", {"role_buyer": "1"}),
+        ):
             page = client.post(
                 f"/console/staff/{staff_id}/{action}", data={security.CSRF_FIELD: token, **data}
             )
@@ -224,3 +232,115 @@ class TestRowActions:
             follow_redirects=False,
         )
         assert login.status_code == 303 and login.headers["location"] == "/console"
+
+
+def _row(page_text: str, sid: int) -> str:
+    return page_text.split(f'id="staff-{sid}"')[1].split("</tr>")[0]
+
+
+class TestRoles:
+    def test_change_roles_shows_them_in_the_row(self, client, session, operator):
+        target = staff(session, "reviewer")
+        session.flush()
+        sid = _id(session, target.username)
+        login_as(client, operator.token)
+        before = _row(client.get("/console/staff").text, sid)
+        assert 'name="role_reviewer" value="1" checked' in before
+        assert 'name="role_merchant" value="1" checked' not in before
+        done = client.post(
+            f"/console/staff/{sid}/roles",
+            data={security.CSRF_FIELD: csrf(client), "role_merchant": "1", "role_reviewer": "1"},
+            follow_redirects=False,
+        )
+        assert done.status_code == 303, done.text[:2000]
+        assert identity_service.staff_view(session, sid).roles == ["merchant", "reviewer"]
+        page = client.get(done.headers["location"])
+        assert 'class="flash ok"' in page.text and "角色已保存" in page.text
+        row = _row(page.text, sid)
+        assert 'title="merchant"' in row and 'title="reviewer"' in row
+        assert 'name="role_merchant" value="1" checked' in row
+
+    def test_no_roles_is_refused_in_the_row(self, client, session, operator):
+        target = staff(session, "reviewer")
+        session.flush()
+        sid = _id(session, target.username)
+        login_as(client, operator.token)
+        page = client.post(f"/console/staff/{sid}/roles", data={security.CSRF_FIELD: csrf(client)})
+        assert page.status_code == 422, page.text[:2000]
+        row = _row(page.text, sid)
+        assert f'id="roles-err-{sid}"' in row and "请至少选择一个角色" in row
+        assert identity_service.staff_view(session, sid).roles == ["reviewer"]
+
+    def test_last_operator_admin_keeps_the_role(self, client, session, operator):
+        me = _id(session, operator.username)
+        # Any other active operator admins (from earlier data) step aside for this test.
+        for other in identity_service.list_staff(session, None):
+            if other.id != me and other.active and "operator_admin" in other.roles:
+                identity_service.update_staff(session, None, other.id, active=False)
+        session.flush()
+        login_as(client, operator.token)
+        page = client.post(
+            f"/console/staff/{me}/roles?lang=en",
+            data={security.CSRF_FIELD: csrf(client), "role_reviewer": "1"},
+        )
+        assert page.status_code == 409, page.text[:2000]
+        row = _row(page.text, me)
+        assert f'id="roles-err-{me}"' in row and "last active operator admin" in row
+        assert identity_service.staff_view(session, me).roles == ["operator_admin"]
+        assert _logged_in(client, operator.token)
+
+
+class TestOwnPassword:
+    def _change(self, client, current: str, new: str = NEW_PASSWORD):  # type: ignore[no-untyped-def]
+        return client.post(
+            "/console/password",
+            data={
+                security.CSRF_FIELD: csrf(client),
+                "current_password": current,
+                "new_password": new,
+            },
+            follow_redirects=False,
+        )
+
+    def test_linked_for_every_staff_user(self, client, reviewer):
+        login_as(client, reviewer.token)
+        assert 'href="/console/password"' in client.get("/console").text
+        page = client.get("/console/password?lang=en")
+        assert page.status_code == 200 and 'id="f-current_password"' in page.text
+
+    def test_needs_a_staff_login(self, client):
+        page = client.get("/console/password", follow_redirects=False)
+        assert page.status_code == 303
+        assert page.headers["location"].startswith("/console/login?next=")
+
+    def test_wrong_current_password_is_shown_and_counted(self, client, session, reviewer):
+        sid = _id(session, reviewer.username)
+        login_as(client, reviewer.token)
+        page = self._change(client, "not my password")
+        assert page.status_code == 403, page.text[:2000]
+        assert 'id="e-current_password"' in page.text and "当前密码不正确" in page.text
+        assert NEW_PASSWORD not in page.text and "not my password" not in page.text
+        failed = session.scalar(select(Staff.failed_logins).where(Staff.id == sid))
+        assert failed == 1
+        weak = self._change(client, PASSWORD, "short")
+        assert weak.status_code == 422 and 'id="e-new_password"' in weak.text
+        identity_service.login_staff(session, username=reviewer.username, password=PASSWORD)
+
+    def test_change_keeps_this_session_and_ends_the_others(self, client, session, reviewer):
+        other = client.post(
+            "/v1/auth/staff/login",
+            json={"username": reviewer.username, "password": PASSWORD},
+        )
+        assert other.status_code == 200, other.text
+        bearer = {"Authorization": f"Bearer {other.json()['token']}"}
+        assert client.get("/v1/me", headers=bearer).status_code == 200
+        login_as(client, reviewer.token)
+        done = self._change(client, PASSWORD)
+        assert done.status_code == 303, done.text[:2000]
+        page = client.get(done.headers["location"])
+        assert page.status_code == 200 and 'class="flash ok"' in page.text
+        assert _logged_in(client, reviewer.token)
+        assert client.get("/v1/me", headers=bearer).status_code == 401
+        identity_service.login_staff(session, username=reviewer.username, password=NEW_PASSWORD)
+        with pytest.raises(identity_service.InvalidCredentials):
+            identity_service.login_staff(session, username=reviewer.username, password=PASSWORD)

@@ -31,6 +31,7 @@ routers: list[APIRouter] = [
     projects.router,
     registry.router,
     staff.router,
+    staff.own_router,
 ]
 
 

@@ -1,7 +1,10 @@
 """Console page for staff accounts (工作人员), operator_admin only: the list with roles and status,
-creating a user, deactivating and reactivating one (which ends their sessions at once), resetting a
-password. The rules (last operator_admin, not oneself) are the identity service's; the page shows
-its refusals beside the form that caused them."""
+creating a user, changing their roles, deactivating and reactivating one (which ends their sessions
+at once), resetting a password. The rules (last operator_admin, not oneself) are the identity
+service's; the page shows its refusals beside the form that caused them.
+
+Also every staff user's own page for changing their password (/console/password): their other
+sessions end, the web session making the change stays."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
 from tanhui.identity import service as identity_service
+from tanhui.identity.auth import SESSION_COOKIE
 from tanhui.identity.principal import ROLES, Principal
 from tanhui.kit.errors import Forbidden, InvalidInput, TanhuiError
 from tanhui.kit.http import get_session
@@ -21,6 +25,7 @@ from tanhui.web.views import common
 from tanhui.web.views.common import N_, error_map, error_page, form_data, to_int
 
 router = APIRouter(prefix="/console/staff", include_in_schema=False)
+own_router = APIRouter(prefix="/console/password", include_in_schema=False)
 
 ROLE_ORDER = (
     "operator_admin",
@@ -38,6 +43,11 @@ FLASH: dict[str, tuple[str, str]] = {
     "deactivated": ("ok", N_("The account is deactivated; its sessions have ended.")),
     "activated": ("ok", N_("The account can log in again.")),
     "password_reset": ("ok", N_("The password is set; the user's sessions have ended.")),
+    "roles_saved": ("ok", N_("The roles are saved.")),
+    "password_changed": (
+        "ok",
+        N_("Your password is changed; your sessions elsewhere have ended."),
+    ),
 }
 
 CREATE_FIELDS = ("username", "display_name", "password", "organisation_id")
@@ -207,3 +217,76 @@ async def staff_password(
         return "password_reset"
 
     return await _row_action(request, session, principal, staff_id, act)
+
+
+@router.post("/{staff_id}/roles", response_class=HTMLResponse)
+async def staff_roles(
+    request: Request,
+    staff_id: str,
+    session: Session = Depends(get_session),
+    principal: Principal = Depends(staff_page),
+) -> Response:
+    """Replace a staff user's roles with the ticked ones (at least one; the last active
+    operator_admin keeps that role)."""
+
+    def act(data: dict[str, str], sid: int) -> str:
+        chosen = [r for r in ROLE_ORDER if data.get(f"role_{r}") == "1"]
+        identity_service.update_staff(session, principal, sid, roles=chosen)
+        return "roles_saved"
+
+    return await _row_action(request, session, principal, staff_id, act)
+
+
+# --- one's own password -------------------------------------------------------------------------
+
+
+def _password_page(
+    request: Request,
+    principal: Principal,
+    *,
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    return render.render(
+        request,
+        "console/password.html",
+        {"errors": errors or {}, "flash": flash(request)},
+        principal=principal,
+        status_code=status_code,
+    )
+
+
+@own_router.get("", response_class=HTMLResponse)
+def own_password_page(request: Request, principal: Principal = Depends(staff_page)) -> HTMLResponse:
+    return _password_page(request, principal)
+
+
+@own_router.post("", response_class=HTMLResponse)
+async def own_password_change(
+    request: Request,
+    session: Session = Depends(get_session),
+    principal: Principal = Depends(staff_page),
+) -> Response:
+    """Change one's own password, proving the current one; this web session stays logged in and
+    every other session of the user ends."""
+    data = await form_data(request)
+    try:
+        try:
+            identity_service.change_own_password(
+                session,
+                principal,
+                current_password=data.get("current_password", ""),
+                new_password=data.get("new_password", ""),
+                keep_token=request.cookies.get(SESSION_COOKIE),
+            )
+        except identity_service.WrongPassword:
+            # Keep the counted failure: the lockout is what stops guessing the current password.
+            session.commit()
+            raise
+    except TanhuiError as exc:
+        session.rollback()
+        # Passwords are never sent back into the page.
+        return _password_page(
+            request, principal, errors=error_map(request, exc), status_code=exc.status_code
+        )
+    return render.redirect("/console/password?done=password_changed")
