@@ -18,7 +18,6 @@ so records stay inside the accepted window whatever hour the suite runs.
 from __future__ import annotations
 
 import json
-import threading
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -35,6 +34,7 @@ from tanhui.kit.db import UTCDateTime, create_db_engine, make_session_factory, s
 from tanhui.kit.settings import get_settings
 from tanhui.ledger import service as ledger_service
 from tests.fixtures import activity as fx
+from tests.fixtures.locks import commit_once_the_other_waits
 
 Bounds = tuple[datetime | None, datetime | None]
 
@@ -423,25 +423,6 @@ def test_concurrent_overlapping_trips_on_different_start_days_credit_once(databa
         with session_scope(factory) as b:
             second.extend(activity_service.ingest(b, p.principal, [after_midnight]))
 
-    worker = threading.Thread(target=send_b)
-    worker.start()
-    try:
-        # Wait until B is blocked on a row lock (or, were the lock missing, until it is done).
-        with factory() as watcher:
-            for _ in range(400):
-                if not worker.is_alive() or watcher.scalar(_WAITING_ON_A_LOCK):
-                    break
-                watcher.rollback()
-                worker.join(0.05)
-        a.commit()
-    finally:
-        a.close()
-        worker.join(30)
+    commit_once_the_other_waits(a, factory, send_b)
     assert [(r["status"], r["code"]) for r in second] == [("rejected", "overlaps_other_record")]
     factory.kw["bind"].dispose()
-
-
-_WAITING_ON_A_LOCK = sa.text(
-    "SELECT count(*) FROM pg_stat_activity "
-    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 from fastapi import Depends
-from sqlalchemy import select, text, update
+from sqlalchemy import select, update
 
 from tanhui.identity import service as identity_service
 from tanhui.identity.auth import SESSION_COOKIE, current_citizen, current_staff, require_role
@@ -15,6 +13,7 @@ from tanhui.identity.principal import Principal
 from tanhui.kit.db import create_db_engine, make_session_factory, session_scope
 from tanhui.kit.errors import TanhuiError
 from tests.fixtures import identity as f
+from tests.fixtures.locks import commit_once_the_other_waits
 
 
 class TestStaffLogin:
@@ -347,12 +346,6 @@ class TestOtpDeliveredAfterCommit:
         assert seen == [1, 2]
 
 
-_WAITING_ON_A_LOCK = text(
-    "SELECT count(*) FROM pg_stat_activity "
-    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-)
-
-
 @pytest.mark.postgresql_only
 def test_two_requests_for_the_last_code_at_once_send_one(database_url):
     """A stores the last code the window allows and holds its transaction open; B asks for one
@@ -376,20 +369,7 @@ def test_two_requests_for_the_last_code_at_once_send_one(database_url):
             except TanhuiError as exc:
                 outcome.append(exc.code)
 
-        worker = threading.Thread(target=ask_again)
-        worker.start()
-        try:
-            # Wait until B waits on a lock (or, were there no lock, until it is done).
-            with factory() as watcher:
-                for _ in range(400):
-                    if not worker.is_alive() or watcher.scalar(_WAITING_ON_A_LOCK):
-                        break
-                    watcher.rollback()
-                    worker.join(0.05)
-            a.commit()
-        finally:
-            a.close()
-            worker.join(30)
+        commit_once_the_other_waits(a, factory, ask_again)
         assert outcome == ["otp_rate_limited"]
     finally:
         factory.kw["bind"].dispose()

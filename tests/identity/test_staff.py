@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from sqlalchemy import select
 
 from tanhui.identity import service as identity_service
@@ -15,6 +13,7 @@ from tanhui.identity.service import accounts
 from tanhui.kit.db import create_db_engine, make_session_factory, session_scope
 from tanhui.kit.errors import Forbidden, InvalidInput, TanhuiError
 from tests.fixtures import identity as f
+from tests.fixtures.locks import commit_once_the_other_waits
 
 NEW_PASSWORD = "a brand new secret"
 
@@ -422,11 +421,6 @@ class TestChecks:
 
 
 # --- concurrency (PostgreSQL) -------------------------------------------------------------------
-
-_WAITING_ON_A_LOCK = sa.text(
-    "SELECT count(*) FROM pg_stat_activity "
-    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-)
 _CHANGES: dict[str, dict[str, Any]] = {
     "deactivate": {"active": False},
     "demote": {"roles": ["reviewer"]},
@@ -468,20 +462,7 @@ def test_two_last_admins_removed_at_once_one_stays(database_url, first, second):
             except TanhuiError as exc:
                 outcome.append(exc.code)
 
-        worker = threading.Thread(target=take_the_second)
-        worker.start()
-        try:
-            # Wait until B is blocked on a row lock (or, were the lock missing, until it is done).
-            with factory() as watcher:
-                for _ in range(400):
-                    if not worker.is_alive() or watcher.scalar(_WAITING_ON_A_LOCK):
-                        break
-                    watcher.rollback()
-                    worker.join(0.05)
-            a.commit()
-        finally:
-            a.close()
-            worker.join(30)
+        commit_once_the_other_waits(a, factory, take_the_second)
         assert outcome == ["last_operator_admin"]
         with session_scope(factory) as session:
             admins = [
