@@ -7,8 +7,10 @@ that is a failure.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,6 +34,11 @@ REQUIRE_POSTGRES = os.environ.get("TANHUI_REQUIRE_POSTGRES") == "1"
 REQUIRE_BROWSER = os.environ.get("TANHUI_REQUIRE_BROWSER") == "1"
 CHROMIUM = Path("/usr/bin/chromium")
 RUN_ID = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
+
+# Nothing a test does lands in the checkout's var/: `scripts/run` takes an existing var/tanhui.db
+# for the user's own database and would skip the demo data on an empty one the tests left there.
+os.environ.setdefault("TANHUI_DATA_DIR", tempfile.mkdtemp(prefix="tanhui-tests-"))
+atexit.register(shutil.rmtree, os.environ["TANHUI_DATA_DIR"], ignore_errors=True)
 
 # Staff-password hashing at production cost takes ~0.1-0.4 s per hash; the suite creates hundreds.
 os.environ.setdefault("TANHUI_ARGON2_TIME_COST", "1")
