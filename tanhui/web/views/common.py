@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
-from tanhui.kit.errors import TanhuiError
+from tanhui.identity.principal import Principal
+from tanhui.kit.errors import Forbidden, TanhuiError
 from tanhui.web import i18n, render, security
 
 
@@ -32,12 +34,24 @@ FLASH: dict[str, tuple[str, str]] = {
 }
 
 
-def flash(request: Request) -> dict[str, str] | None:
+def flash(
+    request: Request, page: Mapping[str, tuple[str, str]] | None = None
+) -> dict[str, str] | None:
+    """The message named by ?done=, from the page's own `page` messages or the shared FLASH."""
     key = request.query_params.get("done")
-    if key not in FLASH:
+    found = (page or {}).get(key or "") or FLASH.get(key or "")
+    if found is None:
         return None
-    kind, msgid = FLASH[key]
+    kind, msgid = found
     return {"kind": kind, "text": i18n.translator(render.lang_of(request))(msgid)}
+
+
+def require_role(principal: Principal, *roles: str) -> None:
+    """Forbidden unless the principal holds one of `roles`."""
+    if not principal.has_role(*roles):
+        raise Forbidden(
+            f"requires one of the roles: {', '.join(roles)}", code="missing_role", field=None
+        )
 
 
 async def form_data(request: Request) -> dict[str, str]:

@@ -19,7 +19,7 @@ from tanhui.identity.auth import set_session_cookie
 from tanhui.identity.principal import Principal
 from tanhui.incentives import service as incentives_service
 from tanhui.kit.db import utcnow
-from tanhui.kit.errors import Forbidden, InvalidInput, TanhuiError
+from tanhui.kit.errors import InvalidInput, TanhuiError
 from tanhui.kit.http import get_session
 from tanhui.kit.settings import get_settings
 from tanhui.ledger import service as ledger_service
@@ -31,20 +31,20 @@ from tanhui.registry import service as registry_service
 from tanhui.web import charts, formatting, i18n, render, security
 from tanhui.web.auth import safe_next, staff_page, web_principal
 from tanhui.web.views import public
-from tanhui.web.views.common import error_map, error_page, flash, form_data, to_int
+from tanhui.web.views.common import (
+    error_map,
+    error_page,
+    flash,
+    form_data,
+    require_role,
+    to_int,
+)
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
 REVIEWERS = ("reviewer", "operator_admin")
 OPERATORS = ("operator_admin",)
 DASHBOARD_DAYS = 14
-
-
-def _require(principal: Principal, *roles: str) -> None:
-    if not principal.has_role(*roles):
-        raise Forbidden(
-            f"requires one of the roles: {', '.join(roles)}", code="missing_role", field=None
-        )
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -170,7 +170,7 @@ def review(
     principal: Principal = Depends(staff_page),
 ) -> HTMLResponse:
     try:
-        _require(principal, *REVIEWERS)
+        require_role(principal, *REVIEWERS)
     except TanhuiError as exc:
         return error_page(request, exc, principal, back="/console")
     return _review_page(request, session, principal)
@@ -187,7 +187,7 @@ async def review_decide(
     rid = to_int(record_id)
     decision = data.get("decision")
     try:
-        _require(principal, *REVIEWERS)
+        require_role(principal, *REVIEWERS)
         if rid is None:
             raise InvalidInput("no such record", field="record_id")
         if decision == "approve":
@@ -306,7 +306,7 @@ async def methodology_upload(
                 status_code=422,
             )
     try:
-        _require(principal, *OPERATORS)
+        require_role(principal, *OPERATORS)
         if not toml_text.strip():
             raise InvalidInput("choose a TOML file or paste its text", field="file")
         row = methodology_service.upload(session, principal, toml_text=toml_text)
@@ -344,7 +344,7 @@ async def methodology_publish(
     data = await form_data(request)
     form = {k: data.get(k, "") for k in ("scenario", "methodology_id", "effective_from")}
     try:
-        _require(principal, *OPERATORS)
+        require_role(principal, *OPERATORS)
         try:
             effective = date.fromisoformat(form["effective_from"])
         except ValueError:
@@ -428,7 +428,7 @@ async def partner_create(
     data = await form_data(request)
     form = {k: data.get(k, "") for k in ("name", "scenarios", "valid_until", "redirect_uris")}
     try:
-        _require(principal, *OPERATORS)
+        require_role(principal, *OPERATORS)
         if not form["name"].strip():
             raise InvalidInput("a name is required", field="name")
         valid_until = None
@@ -508,7 +508,7 @@ def _mall_page(
     status_code: int = 200,
     written_off: mall_service.WriteOff | None = None,
 ) -> HTMLResponse:
-    _require(principal, "operator_admin", "merchant")
+    require_role(principal, "operator_admin", "merchant")
     rewards = mall_service.list_rewards(session, include_inactive=True)
     if not mall_service.is_operator(principal):
         rewards = [r for r in rewards if r.merchant_org_id == principal.organisation_id]
@@ -597,7 +597,7 @@ async def reward_create(
     )  # fmt: skip
     form = {k: data.get(k, "").strip() for k in keys}
     try:
-        _require(principal, "operator_admin", "merchant")
+        require_role(principal, "operator_admin", "merchant")
         price = to_int(form["price_points"])
         if price is None or price <= 0:
             raise InvalidInput("a whole number of points above 0", field="price_points")
@@ -639,7 +639,7 @@ async def write_off(
     data = await form_data(request)
     form = {"code": data.get("code", "").strip()}
     try:
-        _require(principal, "operator_admin", "merchant")
+        require_role(principal, "operator_admin", "merchant")
         if not form["code"]:
             raise InvalidInput("type or scan the customer's code", field="code")
         done = mall_service.verify_code(session, principal, code=form["code"])
@@ -683,7 +683,7 @@ async def ledger_check(
 ) -> Response:
     await form_data(request)
     try:
-        _require(principal, *OPERATORS)
+        require_role(principal, *OPERATORS)
     except TanhuiError as exc:
         return error_page(request, exc, principal, back="/console")
     started = utcnow()

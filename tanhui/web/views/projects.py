@@ -22,7 +22,7 @@ from tanhui.methodology import service as methodology_service
 from tanhui.projects import service as projects_service
 from tanhui.projects.models import Project, Report
 from tanhui.registry import service as registry_service
-from tanhui.web import i18n, render, security
+from tanhui.web import render, security
 from tanhui.web.auth import staff_page
 from tanhui.web.views import common
 from tanhui.web.views.common import N_, error_map, error_page, form_data, to_int
@@ -49,11 +49,7 @@ FLASH: dict[str, tuple[str, str]] = {
 
 
 def flash(request: Request) -> dict[str, str] | None:
-    key = request.query_params.get("done")
-    if key in FLASH:
-        kind, msgid = FLASH[key]
-        return {"kind": kind, "text": i18n.translator(render.lang_of(request))(msgid)}
-    return common.flash(request)
+    return common.flash(request, FLASH)
 
 
 def clean(values: dict[str, str]) -> dict[str, str]:

@@ -17,12 +17,12 @@ from sqlalchemy.orm import Session
 from tanhui.identity import service as identity_service
 from tanhui.identity.auth import SESSION_COOKIE
 from tanhui.identity.principal import ROLES, Principal
-from tanhui.kit.errors import Forbidden, InvalidInput, TanhuiError
+from tanhui.kit.errors import InvalidInput, TanhuiError
 from tanhui.kit.http import get_session
-from tanhui.web import i18n, render
+from tanhui.web import render
 from tanhui.web.auth import staff_page
 from tanhui.web.views import common
-from tanhui.web.views.common import N_, error_map, error_page, form_data, to_int
+from tanhui.web.views.common import N_, error_map, error_page, form_data, require_role, to_int
 
 router = APIRouter(prefix="/console/staff", include_in_schema=False)
 own_router = APIRouter(prefix="/console/password", include_in_schema=False)
@@ -54,16 +54,7 @@ CREATE_FIELDS = ("username", "display_name", "password", "organisation_id")
 
 
 def flash(request: Request) -> dict[str, str] | None:
-    key = request.query_params.get("done")
-    if key in FLASH:
-        kind, msgid = FLASH[key]
-        return {"kind": kind, "text": i18n.translator(render.lang_of(request))(msgid)}
-    return common.flash(request)
-
-
-def _require_admin(principal: Principal) -> None:
-    if not principal.has_role("operator_admin"):
-        raise Forbidden("requires the role operator_admin", code="missing_role")
+    return common.flash(request, FLASH)
 
 
 def _page(
@@ -101,7 +92,7 @@ def staff_list(
     principal: Principal = Depends(staff_page),
 ) -> HTMLResponse:
     try:
-        _require_admin(principal)
+        require_role(principal, "operator_admin")
     except TanhuiError as exc:
         return error_page(request, exc, principal, back="/console")
     return _page(request, session, principal)
@@ -117,7 +108,7 @@ async def staff_create(
     form = {k: data.get(k, "") for k in CREATE_FIELDS}
     chosen = [r for r in ROLE_ORDER if data.get(f"role_{r}") == "1"]
     try:
-        _require_admin(principal)
+        require_role(principal, "operator_admin")
         org_text = form["organisation_id"].strip()
         org = to_int(org_text) if org_text else None
         if org_text and (org is None or org < 1):
@@ -165,7 +156,7 @@ async def _row_action(
     data = await form_data(request)
     sid = to_int(staff_id)
     try:
-        _require_admin(principal)
+        require_role(principal, "operator_admin")
         if sid is None:
             raise identity_service.StaffNotFound("no such staff user", field="staff_id")
         done = act(data, sid)
