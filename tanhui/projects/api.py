@@ -175,13 +175,13 @@ def reject(
     status_code=status.HTTP_201_CREATED,
     summary="Owner: upload a document (PDF, PNG, JPEG, CSV, text; at most 10 MB)",
 )
-async def upload_document(
+def upload_document(
     project_id: int,
     file: UploadFile = File(description="The document"),
     session: Session = Depends(get_session),
     principal: Principal = Depends(current_staff),
 ) -> DocumentOut:
-    data = await file.read(_UPLOAD_READ)
+    data = file.file.read(_UPLOAD_READ)  # the spooled upload, read in the thread pool
     document = projects_service.add_document(
         session,
         principal,
@@ -244,7 +244,7 @@ def file_report(
     status_code=status.HTTP_201_CREATED,
     summary="Owner: file a monitoring report from meter readings (CSV date,meter_id,kwh)",
 )
-async def file_report_csv(
+def file_report_csv(
     project_id: int,
     period_start: date = Form(description="First monitored day"),
     period_end: date = Form(description="Last monitored day"),
@@ -260,7 +260,7 @@ async def file_report_csv(
         raise InvalidInput("inputs is not a JSON object", field="inputs") from exc
     if not isinstance(extra, dict):
         raise InvalidInput("inputs is not a JSON object", field="inputs")
-    data = await file.read(_UPLOAD_READ)
+    data = file.file.read(_UPLOAD_READ)
     if len(data) > projects_service.MAX_DOCUMENT_BYTES:
         raise InvalidInput("the CSV is larger than 10 MB", code="file_too_large", field="file")
     report = projects_service.file_report(

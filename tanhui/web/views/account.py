@@ -41,13 +41,13 @@ def apps(
 
 
 @router.post("/me/apps/{binding_id}/revoke", response_class=HTMLResponse)
-async def revoke(
+def revoke(
     request: Request,
     binding_id: str,
     session: Session = Depends(get_session),
     principal: Principal = Depends(citizen_page),
+    _form: dict[str, str] = Depends(form_data),
 ) -> Response:
-    await form_data(request)
     bid = to_int(binding_id)
     try:
         if bid is None:
@@ -94,12 +94,12 @@ def authorize_page(
 
 
 @router.post("/authorize", response_class=HTMLResponse)
-async def authorize_submit(
+def authorize_submit(
     request: Request,
     session: Session = Depends(get_session),
     principal: Principal = Depends(citizen_page),
+    data: dict[str, str] = Depends(form_data),
 ) -> Response:
-    data = await form_data(request)
     ask = _authorize_request(data)
     if data.get("decision") != "allow":
         return render.redirect("/me/apps")
@@ -158,11 +158,12 @@ def export(
 
 
 @router.post("/me/privacy/delete", response_class=HTMLResponse)
-async def delete_confirm(
-    request: Request, principal: Principal = Depends(citizen_page)
+def delete_confirm(
+    request: Request,
+    principal: Principal = Depends(citizen_page),
+    _form: dict[str, str] = Depends(form_data),
 ) -> HTMLResponse:
     """First step: explain what deletion does and ask for the confirmation word."""
-    await form_data(request)
     lang = render.lang_of(request)
     return render.render(
         request,
@@ -173,12 +174,12 @@ async def delete_confirm(
 
 
 @router.post("/me/privacy/delete/confirm", response_class=HTMLResponse)
-async def delete_account(
+def delete_account(
     request: Request,
     session: Session = Depends(get_session),
     principal: Principal = Depends(citizen_page),
+    data: dict[str, str] = Depends(form_data),
 ) -> Response:
-    data = await form_data(request)
     lang = render.lang_of(request)
     typed = data.get("confirm", "").strip()
     if typed not in CONFIRM_WORDS.values():

@@ -47,8 +47,11 @@ def login_page(request: Request, principal: Principal | None = Depends(web_princ
 
 
 @router.post("/login/code", response_class=HTMLResponse)
-async def login_send_code(request: Request, session: Session = Depends(get_session)) -> Response:
-    data = await form_data(request)
+def login_send_code(
+    request: Request,
+    session: Session = Depends(get_session),
+    data: dict[str, str] = Depends(form_data),
+) -> Response:
     nxt = safe_next(data.get("next"), "/me")
     phone = data.get("phone", "").strip()
     context = {"next": nxt, "dev": _dev_sender(), "form": {"phone": phone}}
@@ -70,8 +73,11 @@ async def login_send_code(request: Request, session: Session = Depends(get_sessi
 
 
 @router.post("/login", response_class=HTMLResponse)
-async def login_submit(request: Request, session: Session = Depends(get_session)) -> Response:
-    data = await form_data(request)
+def login_submit(
+    request: Request,
+    session: Session = Depends(get_session),
+    data: dict[str, str] = Depends(form_data),
+) -> Response:
     nxt = safe_next(data.get("next"), "/me")
     phone = data.get("phone", "").strip()
     code = data.get("code", "").strip()
@@ -101,8 +107,11 @@ async def login_submit(request: Request, session: Session = Depends(get_session)
 
 
 @router.post("/logout")
-async def logout(request: Request, session: Session = Depends(get_session)) -> Response:
-    await form_data(request)
+def logout(
+    request: Request,
+    session: Session = Depends(get_session),
+    _form: dict[str, str] = Depends(form_data),
+) -> Response:
     token = request.cookies.get(SESSION_COOKIE)
     if token:
         identity_service.revoke_token(session, token)

@@ -1,8 +1,14 @@
-"""Helpers shared by the page modules: form parsing, CSRF, error placement, flash messages."""
+"""Helpers shared by the page modules: form parsing, CSRF, error placement, flash messages.
+
+Page handlers are plain `def`s, which FastAPI runs in its thread pool: they query the database and
+hash passwords, and on the event loop that work would stall every other request of the process.
+What must be awaited (reading the posted form) is done before them, by the dependencies here.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
@@ -55,11 +61,49 @@ def require_role(principal: Principal, *roles: str) -> None:
 
 
 async def form_data(request: Request) -> dict[str, str]:
-    """The posted form as plain strings, after the CSRF check (files are read separately)."""
+    """Dependency: the posted form as plain strings, after the CSRF check (files are left out)."""
     async with request.form() as form:  # closes any uploaded file's temporary file
         values = {k: v for k, v in form.items() if isinstance(v, str)}
     security.check(request, values.get(security.CSRF_FIELD))
     return values
+
+
+@dataclass(frozen=True)
+class Upload:
+    filename: str  # as the browser sent it, NUL characters removed; "" when no file was chosen
+    content_type: str
+    data: bytes  # at most the dependency's `read_at_most` bytes
+
+
+@dataclass(frozen=True)
+class Posted:
+    values: dict[str, str]
+    files: dict[str, Upload]
+
+
+def form_with_files(read_at_most: int) -> Callable[[Request], Awaitable[Posted]]:
+    """Dependency: the posted form with its files read, after the CSRF check.
+
+    `read_at_most`: one byte more than the page accepts, so that the handler can tell a file that
+    is too large from one that just fits without reading all of a huge upload.
+    """
+
+    async def posted(request: Request) -> Posted:
+        async with request.form() as form:  # closes the uploads' temporary files
+            values = {k: v for k, v in form.items() if isinstance(v, str)}
+            security.check(request, values.get(security.CSRF_FIELD))
+            files = {
+                k: Upload(
+                    (v.filename or "").replace("\x00", ""),
+                    v.content_type or "",
+                    await v.read(read_at_most),
+                )
+                for k, v in form.items()
+                if not isinstance(v, str)
+            }
+        return Posted(values, files)
+
+    return posted
 
 
 ERROR_TEXT: dict[str, str] = {

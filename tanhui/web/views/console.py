@@ -28,14 +28,16 @@ from tanhui.methodology import service as methodology_service
 from tanhui.methodology.errors import MethodologyInvalid
 from tanhui.projects import service as projects_service
 from tanhui.registry import service as registry_service
-from tanhui.web import charts, formatting, i18n, render, security
+from tanhui.web import charts, formatting, i18n, render
 from tanhui.web.auth import safe_next, staff_page, web_principal
 from tanhui.web.views import public
 from tanhui.web.views.common import (
+    Posted,
     error_map,
     error_page,
     flash,
     form_data,
+    form_with_files,
     require_role,
     to_int,
 )
@@ -56,8 +58,11 @@ def login_page(request: Request, principal: Principal | None = Depends(web_princ
 
 
 @router.post("/login", response_class=HTMLResponse)
-async def login_submit(request: Request, session: Session = Depends(get_session)) -> Response:
-    data = await form_data(request)
+def login_submit(
+    request: Request,
+    session: Session = Depends(get_session),
+    data: dict[str, str] = Depends(form_data),
+) -> Response:
     nxt = safe_next(data.get("next"), "/console")
     username = data.get("username", "").strip()
     try:
@@ -177,13 +182,13 @@ def review(
 
 
 @router.post("/review/{record_id}", response_class=HTMLResponse)
-async def review_decide(
+def review_decide(
     request: Request,
     record_id: str,
     session: Session = Depends(get_session),
     principal: Principal = Depends(staff_page),
+    data: dict[str, str] = Depends(form_data),
 ) -> Response:
-    data = await form_data(request)
     rid = to_int(record_id)
     decision = data.get("decision")
     try:
@@ -278,20 +283,15 @@ def methodology(
 
 
 @router.post("/methodologies/upload", response_class=HTMLResponse)
-async def methodology_upload(
+def methodology_upload(
     request: Request,
     session: Session = Depends(get_session),
     principal: Principal = Depends(staff_page),
+    posted: Posted = Depends(form_with_files(methodology_service.MAX_UPLOAD_BYTES + 1)),
 ) -> Response:
-    async with request.form() as form:  # closes the upload's temporary file
-        token = form.get(security.CSRF_FIELD)
-        security.check(request, token if isinstance(token, str) else None)
-        text = form.get("toml_text")
-        upload = form.get("file")
-        toml_text = text if isinstance(text, str) else ""
-        raw = b""
-        if upload is not None and not isinstance(upload, str):
-            raw = await upload.read(methodology_service.MAX_UPLOAD_BYTES + 1)
+    toml_text = posted.values.get("toml_text", "")
+    upload = posted.files.get("file")
+    raw = upload.data if upload is not None else b""
     if raw:
         try:
             toml_text = raw.decode("utf-8")
@@ -336,12 +336,12 @@ async def methodology_upload(
 
 
 @router.post("/methodologies/publish", response_class=HTMLResponse)
-async def methodology_publish(
+def methodology_publish(
     request: Request,
     session: Session = Depends(get_session),
     principal: Principal = Depends(staff_page),
+    data: dict[str, str] = Depends(form_data),
 ) -> Response:
-    data = await form_data(request)
     form = {k: data.get(k, "") for k in ("scenario", "methodology_id", "effective_from")}
     try:
         require_role(principal, *OPERATORS)
@@ -420,12 +420,12 @@ def partners(
 
 
 @router.post("/partners", response_class=HTMLResponse)
-async def partner_create(
+def partner_create(
     request: Request,
     session: Session = Depends(get_session),
     principal: Principal = Depends(staff_page),
+    data: dict[str, str] = Depends(form_data),
 ) -> Response:
-    data = await form_data(request)
     form = {k: data.get(k, "") for k in ("name", "scenarios", "valid_until", "redirect_uris")}
     try:
         require_role(principal, *OPERATORS)
@@ -460,13 +460,13 @@ async def partner_create(
 
 
 @router.post("/partners/{partner_id}/rotate", response_class=HTMLResponse)
-async def partner_rotate(
+def partner_rotate(
     request: Request,
     partner_id: str,
     session: Session = Depends(get_session),
     principal: Principal = Depends(staff_page),
+    _form: dict[str, str] = Depends(form_data),
 ) -> Response:
-    await form_data(request)
     pid = to_int(partner_id)
     try:
         if pid is None:
@@ -480,13 +480,13 @@ async def partner_rotate(
 
 
 @router.post("/partners/keys/{key_id}/revoke", response_class=HTMLResponse)
-async def partner_key_revoke(
+def partner_key_revoke(
     request: Request,
     key_id: str,
     session: Session = Depends(get_session),
     principal: Principal = Depends(staff_page),
+    _form: dict[str, str] = Depends(form_data),
 ) -> Response:
-    await form_data(request)
     try:
         identity_service.revoke_key(session, principal, key_id[:64])
     except TanhuiError as exc:
@@ -585,12 +585,12 @@ def _fen(value: str, field: str) -> int | None:
 
 
 @router.post("/mall/rewards", response_class=HTMLResponse)
-async def reward_create(
+def reward_create(
     request: Request,
     session: Session = Depends(get_session),
     principal: Principal = Depends(staff_page),
+    data: dict[str, str] = Depends(form_data),
 ) -> Response:
-    data = await form_data(request)
     keys = (
         "category", "kind", "title_zh", "title_en", "price_points", "face_value", "stock",
         "codes", "merchant_org_id",
@@ -630,13 +630,13 @@ async def reward_create(
 
 
 @router.post("/mall/write-off", response_class=HTMLResponse)
-async def write_off(
+def write_off(
     request: Request,
     session: Session = Depends(get_session),
     principal: Principal = Depends(staff_page),
+    data: dict[str, str] = Depends(form_data),
 ) -> Response:
     """Write a code off at the till (核销): valid once, for the merchant's own rewards only."""
-    data = await form_data(request)
     form = {"code": data.get("code", "").strip()}
     try:
         require_role(principal, "operator_admin", "merchant")
@@ -649,13 +649,13 @@ async def write_off(
 
 
 @router.post("/mall/rewards/{reward_id}/active", response_class=HTMLResponse)
-async def reward_toggle(
+def reward_toggle(
     request: Request,
     reward_id: str,
     session: Session = Depends(get_session),
     principal: Principal = Depends(staff_page),
+    data: dict[str, str] = Depends(form_data),
 ) -> Response:
-    data = await form_data(request)
     rid = to_int(reward_id)
     try:
         if rid is None:
@@ -676,12 +676,12 @@ def ledger(request: Request, principal: Principal = Depends(staff_page)) -> HTML
 
 
 @router.post("/ledger", response_class=HTMLResponse)
-async def ledger_check(
+def ledger_check(
     request: Request,
     session: Session = Depends(get_session),
     principal: Principal = Depends(staff_page),
+    _form: dict[str, str] = Depends(form_data),
 ) -> Response:
-    await form_data(request)
     try:
         require_role(principal, *OPERATORS)
     except TanhuiError as exc:

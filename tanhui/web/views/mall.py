@@ -100,13 +100,13 @@ def reward(
 
 
 @router.post("/mall/rewards/{reward_id}", response_class=HTMLResponse)
-async def redeem(
+def redeem(
     request: Request,
     reward_id: str,
     session: Session = Depends(get_session),
     principal: Principal = Depends(citizen_page),
+    data: dict[str, str] = Depends(form_data),
 ) -> Response:
-    data = await form_data(request)
     rid = to_int(reward_id)
     if rid is None:
         return error_page(
@@ -165,13 +165,13 @@ def orders(
 
 
 @router.post("/mall/orders/{order_id}/cancel", response_class=HTMLResponse)
-async def cancel(
+def cancel(
     request: Request,
     order_id: str,
     session: Session = Depends(get_session),
     principal: Principal = Depends(citizen_page),
+    _form: dict[str, str] = Depends(form_data),
 ) -> Response:
-    await form_data(request)
     oid = to_int(order_id)
     try:
         if oid is None:

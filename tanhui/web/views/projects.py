@@ -22,10 +22,19 @@ from tanhui.methodology import service as methodology_service
 from tanhui.projects import service as projects_service
 from tanhui.projects.models import Project, Report
 from tanhui.registry import service as registry_service
-from tanhui.web import render, security
+from tanhui.web import render
 from tanhui.web.auth import staff_page
 from tanhui.web.views import common
-from tanhui.web.views.common import N_, error_map, error_page, form_data, to_int
+from tanhui.web.views.common import (
+    N_,
+    Posted,
+    Upload,
+    error_map,
+    error_page,
+    form_data,
+    form_with_files,
+    to_int,
+)
 
 router = APIRouter(prefix="/console/projects", include_in_schema=False)
 
@@ -241,12 +250,13 @@ def _text(data: dict[str, str], name: str, *, required: bool = True) -> str:
 
 
 @router.post("/new", response_class=HTMLResponse)
-async def create_project(
+def create_project(
     request: Request,
     session: Session = Depends(get_session),
     principal: Principal = Depends(staff_page),
+    posted: dict[str, str] = Depends(form_data),
 ) -> Response:
-    data = clean(await form_data(request))
+    data = clean(posted)
     keys = (
         "name",
         "project_type",
@@ -381,13 +391,14 @@ DONE = {
 
 
 @router.post("/{project_id}/action", response_class=HTMLResponse)
-async def project_action(
+def project_action(
     request: Request,
     project_id: str,
     session: Session = Depends(get_session),
     principal: Principal = Depends(staff_page),
+    posted: dict[str, str] = Depends(form_data),
 ) -> Response:
-    data = clean(await form_data(request))
+    data = clean(posted)
     action = data.get("action", "")
     form = {"reason": data.get("reason", ""), "verifier_org_id": data.get("verifier_org_id", "")}
     try:
@@ -430,21 +441,15 @@ async def project_action(
 
 
 @router.post("/{project_id}/documents", response_class=HTMLResponse)
-async def upload_document(
+def upload_document(
     request: Request,
     project_id: str,
     session: Session = Depends(get_session),
     principal: Principal = Depends(staff_page),
+    posted: Posted = Depends(form_with_files(projects_service.MAX_DOCUMENT_BYTES + 1)),
 ) -> Response:
-    async with request.form() as posted:  # closes the upload's temporary file
-        token = posted.get(security.CSRF_FIELD)
-        security.check(request, token if isinstance(token, str) else None)
-        upload = posted.get("document")
-        raw, filename, content_type = b"", "", ""
-        if upload is not None and not isinstance(upload, str):
-            raw = await upload.read(projects_service.MAX_DOCUMENT_BYTES + 1)
-            filename = (upload.filename or "").replace("\x00", "")
-            content_type = upload.content_type or ""
+    upload = posted.files.get("document") or Upload("", "", b"")
+    raw, filename, content_type = upload.data, upload.filename, upload.content_type
     try:
         project = _visible_project(session, principal, to_int(project_id))
     except TanhuiError as exc:
@@ -499,19 +504,16 @@ def energy_input(session: Session, project: Project) -> str:
 
 
 @router.post("/{project_id}/reports", response_class=HTMLResponse)
-async def file_report(
+def file_report(
     request: Request,
     project_id: str,
     session: Session = Depends(get_session),
     principal: Principal = Depends(staff_page),
+    posted: Posted = Depends(form_with_files(projects_service.MAX_DOCUMENT_BYTES + 1)),
 ) -> Response:
-    async with request.form() as posted:  # closes the upload's temporary file
-        values = clean({k: v for k, v in posted.items() if isinstance(v, str)})
-        security.check(request, values.get(security.CSRF_FIELD))
-        upload = posted.get("readings")
-        raw: bytes | None = None
-        if upload is not None and not isinstance(upload, str) and upload.filename:
-            raw = await upload.read(projects_service.MAX_DOCUMENT_BYTES + 1)
+    values = clean(posted.values)
+    upload = posted.files.get("readings")
+    raw = upload.data if upload is not None and upload.filename else None
     form = {k: values.get(k, "") for k in ("period_start", "period_end", "kwh", "idempotency_key")}
     form["idempotency_key"] = form["idempotency_key"].strip()[:100] or secrets.token_urlsafe(16)
     try:
@@ -657,15 +659,16 @@ def report_detail(
 
 
 @router.post("/{project_id}/reports/{report_id}/{decision}", response_class=HTMLResponse)
-async def report_decide(
+def report_decide(
     request: Request,
     project_id: str,
     report_id: str,
     decision: str,
     session: Session = Depends(get_session),
     principal: Principal = Depends(staff_page),
+    posted: dict[str, str] = Depends(form_data),
 ) -> Response:
-    data = clean(await form_data(request))
+    data = clean(posted)
     form = {k: data.get(k, "") for k in ("corrected_kwh", "comment", "reason", "idempotency_key")}
     try:
         project = _visible_project(session, principal, to_int(project_id))

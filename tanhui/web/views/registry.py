@@ -341,13 +341,14 @@ def _receiver(session: Session, form: dict[str, str]) -> int:
 
 
 @router.post("/console/registry/{operation}", response_class=HTMLResponse)
-async def account_operation(
+def account_operation(
     request: Request,
     operation: str,
     session: Session = Depends(get_session),
     principal: Principal = Depends(staff_page),
+    posted: dict[str, str] = Depends(form_data),
 ) -> Response:
-    data = clean(await form_data(request))
+    data = clean(posted)
     names = (
         "account_id",
         "batch_id",

@@ -99,12 +99,12 @@ def staff_list(
 
 
 @router.post("", response_class=HTMLResponse)
-async def staff_create(
+def staff_create(
     request: Request,
     session: Session = Depends(get_session),
     principal: Principal = Depends(staff_page),
+    data: dict[str, str] = Depends(form_data),
 ) -> Response:
-    data = await form_data(request)
     form = {k: data.get(k, "") for k in CREATE_FIELDS}
     chosen = [r for r in ROLE_ORDER if data.get(f"role_{r}") == "1"]
     try:
@@ -144,16 +144,16 @@ async def staff_create(
     return render.redirect("/console/staff?done=created")
 
 
-async def _row_action(
+def _row_action(
     request: Request,
     session: Session,
     principal: Principal,
     staff_id: str,
+    data: dict[str, str],
     act: Callable[[dict[str, str], int], str],
 ) -> Response:
     """A form on one staff user's row: `act(form, staff_id)` does it and names the flash message;
     a refusal is shown in that row."""
-    data = await form_data(request)
     sid = to_int(staff_id)
     try:
         require_role(principal, "operator_admin")
@@ -175,11 +175,12 @@ async def _row_action(
 
 
 @router.post("/{staff_id}/active", response_class=HTMLResponse)
-async def staff_active(
+def staff_active(
     request: Request,
     staff_id: str,
     session: Session = Depends(get_session),
     principal: Principal = Depends(staff_page),
+    data: dict[str, str] = Depends(form_data),
 ) -> Response:
     """Deactivate (active=0) or reactivate (active=1) a staff user."""
 
@@ -190,15 +191,16 @@ async def staff_active(
         identity_service.update_staff(session, principal, sid, active=wanted == "1")
         return "activated" if wanted == "1" else "deactivated"
 
-    return await _row_action(request, session, principal, staff_id, act)
+    return _row_action(request, session, principal, staff_id, data, act)
 
 
 @router.post("/{staff_id}/password", response_class=HTMLResponse)
-async def staff_password(
+def staff_password(
     request: Request,
     staff_id: str,
     session: Session = Depends(get_session),
     principal: Principal = Depends(staff_page),
+    data: dict[str, str] = Depends(form_data),
 ) -> Response:
     """Set a new password for a staff user; their sessions end."""
 
@@ -207,15 +209,16 @@ async def staff_password(
         identity_service.reset_staff_password(session, principal, sid, password=password)
         return "password_reset"
 
-    return await _row_action(request, session, principal, staff_id, act)
+    return _row_action(request, session, principal, staff_id, data, act)
 
 
 @router.post("/{staff_id}/roles", response_class=HTMLResponse)
-async def staff_roles(
+def staff_roles(
     request: Request,
     staff_id: str,
     session: Session = Depends(get_session),
     principal: Principal = Depends(staff_page),
+    data: dict[str, str] = Depends(form_data),
 ) -> Response:
     """Replace a staff user's roles with the ticked ones (at least one; the last active
     operator_admin keeps that role)."""
@@ -225,7 +228,7 @@ async def staff_roles(
         identity_service.update_staff(session, principal, sid, roles=chosen)
         return "roles_saved"
 
-    return await _row_action(request, session, principal, staff_id, act)
+    return _row_action(request, session, principal, staff_id, data, act)
 
 
 # --- one's own password -------------------------------------------------------------------------
@@ -253,14 +256,14 @@ def own_password_page(request: Request, principal: Principal = Depends(staff_pag
 
 
 @own_router.post("", response_class=HTMLResponse)
-async def own_password_change(
+def own_password_change(
     request: Request,
     session: Session = Depends(get_session),
     principal: Principal = Depends(staff_page),
+    data: dict[str, str] = Depends(form_data),
 ) -> Response:
     """Change one's own password, proving the current one; this web session stays logged in and
     every other session of the user ends."""
-    data = await form_data(request)
     try:
         try:
             identity_service.change_own_password(
