@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from sqlalchemy.orm import Session
 
 from tanhui.identity import schemas
@@ -24,6 +24,9 @@ from tanhui.identity.principal import PartnerPrincipal, Principal
 from tanhui.kit.http import get_session
 
 router = APIRouter(prefix="/v1", tags=["identity"])
+
+# Optional on creations: the same key and request again answer with what the first one created.
+IDEMPOTENCY_KEY = Header(None, alias="Idempotency-Key", min_length=1, max_length=200)
 
 
 def _principal_out(p: Principal) -> schemas.PrincipalOut:
@@ -172,10 +175,11 @@ def list_staff(
     "/staff",
     response_model=schemas.StaffOut,
     status_code=201,
-    summary="Create a staff user (operator_admin)",
+    summary="Create a staff user (operator_admin); with an Idempotency-Key a retry returns the same user",
 )
 def create_staff(
     body: schemas.StaffCreate,
+    idempotency_key: str | None = IDEMPOTENCY_KEY,
     principal: Principal = Depends(require_role("operator_admin")),
     session: Session = Depends(get_session),
 ) -> schemas.StaffOut:
@@ -187,6 +191,7 @@ def create_staff(
         roles=body.roles,
         organisation_id=body.organisation_id,
         display_name=body.display_name,
+        idempotency_key=idempotency_key,
     )
     return _staff_out(identity_service.staff_view(session, staff.id))
 
@@ -473,10 +478,14 @@ def _application_out(a: PartnerApplication) -> schemas.PartnerApplicationOut:
     "/partners/applications",
     response_model=schemas.PartnerApplicationOut,
     status_code=201,
-    summary="Apply to become a scenario partner (public, or staff of a partner organisation)",
+    summary=(
+        "Apply to become a scenario partner (public, or staff of a partner organisation); with an"
+        " Idempotency-Key a retry returns the same application"
+    ),
 )
 def apply(
     body: schemas.PartnerApplicationIn,
+    idempotency_key: str | None = IDEMPOTENCY_KEY,
     principal: Principal | None = Depends(optional_principal),
     session: Session = Depends(get_session),
 ) -> schemas.PartnerApplicationOut:
@@ -489,6 +498,7 @@ def apply(
         data_collection=body.data_collection,
         redirect_uris=body.redirect_uris,
         contact=body.contact,
+        idempotency_key=idempotency_key,
     )
     return _application_out(application)
 

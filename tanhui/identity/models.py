@@ -84,6 +84,8 @@ class Organisation(Base):
 
 class Staff(Base):
     __tablename__ = "identity_staff"
+    # A unique index, not a constraint: SQLite adds an index without rebuilding the table.
+    __table_args__ = (Index("uq_identity_staff_idempotency_key", "idempotency_key", unique=True),)
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)
@@ -97,6 +99,10 @@ class Staff(Base):
     # Brute-force throttle: wrong passwords in a row, and the lock they earned (service.login_staff).
     failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set when an operator created the account with an Idempotency-Key: a retried request finds
+    # this row instead of failing on the username. The hash covers the request without the password.
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    request_hash: Mapped[str | None] = mapped_column(String(64))
 
 
 class StaffRole(Base):
@@ -195,6 +201,7 @@ class PartnerApplication(Base):
     __tablename__ = "identity_partner_application"
     __table_args__ = (
         CheckConstraint("status IN ('pending', 'approved', 'rejected')", name="status_known"),
+        Index("uq_identity_partner_application_idempotency_key", "idempotency_key", unique=True),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
@@ -221,6 +228,9 @@ class PartnerApplication(Base):
     partner_id: Mapped[int | None] = mapped_column(
         ForeignKey("identity_partner.id", ondelete="RESTRICT")
     )
+    # A retried application with the same Idempotency-Key finds this row instead of a second one.
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    request_hash: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -24,6 +24,24 @@ def _apply(client, **headers):
     return r.json()
 
 
+class TestApplicationRetried:
+    def test_the_same_application_again_is_the_same_one(self, client):
+        first = _apply(client, **{"Idempotency-Key": "apply-1"})
+        again = _apply(client, **{"Idempotency-Key": "apply-1"})
+        assert again == first
+        other = _apply(client, **{"Idempotency-Key": "apply-2"})
+        assert other["id"] != first["id"]
+
+    def test_another_application_under_the_key_is_refused(self, session, client):
+        _apply(client, **{"Idempotency-Key": "apply-3"})
+        changed = {**APPLICATION, "scenarios": ["bus"]}
+        r = client.post(
+            "/v1/partners/applications", json=changed, headers={"Idempotency-Key": "apply-3"}
+        )
+        assert (r.status_code, r.json()["code"]) == (409, "idempotency_conflict")
+        assert len(identity_service.list_applications(session, status="pending")) == 1
+
+
 class TestApplications:
     def test_apply_approve_and_sign(self, session, client):
         application = _apply(client)

@@ -147,6 +147,71 @@ class TestCreate:
         assert (r.status_code, r.json()["code"]) == (409, "username_taken")
 
 
+class TestCreateRetried:
+    """With an Idempotency-Key, a retry (the answer was lost) gets the user the first request made."""
+
+    BODY: dict[str, Any] = {  # noqa: RUF012 - read only
+        "username": "buyer.li",
+        "password": NEW_PASSWORD,
+        "roles": ["buyer"],
+        "display_name": "采购 李",
+    }
+
+    def _create(self, client, admin, body, key="staff-create-1"):  # type: ignore[no-untyped-def]
+        headers = {**f.auth(admin.token), "Idempotency-Key": key}
+        return client.post("/v1/staff", json=body, headers=headers)
+
+    def test_the_same_request_again_returns_the_same_user(self, session, client):
+        admin = f.staff(session)
+        session.flush()
+        first = self._create(client, admin, self.BODY)
+        again = self._create(client, admin, self.BODY)
+        assert (first.status_code, again.status_code) == (201, 201), again.text
+        assert again.json() == first.json()
+        users = session.scalars(select(Staff).where(Staff.username == "buyer.li")).all()
+        assert len(users) == 1 and users[0].idempotency_key == "staff-create-1"
+        # Without the key, the same body is a second creation: the username is taken.
+        plain = client.post("/v1/staff", json=self.BODY, headers=f.auth(admin.token))
+        assert (plain.status_code, plain.json()["code"]) == (409, "username_taken")
+
+    @pytest.mark.parametrize(
+        "changes",
+        [
+            {"roles": ["buyer", "reviewer"]},
+            {"display_name": "采购 张"},
+            {"password": "another secret 1"},
+            {"username": "buyer.zhang"},
+        ],
+    )
+    def test_another_request_under_the_key_is_refused(self, session, client, changes):
+        admin = f.staff(session)
+        session.flush()
+        assert self._create(client, admin, self.BODY).status_code == 201
+        other = self._create(client, admin, {**self.BODY, **changes})
+        assert (other.status_code, other.json()["code"], other.json()["field"]) == (
+            409,
+            "idempotency_conflict",
+            "idempotency_key",
+        )
+        assert _login(client, "buyer.zhang", NEW_PASSWORD).status_code == 401
+        assert _login(client, "buyer.li", NEW_PASSWORD).status_code == 200
+
+    def test_a_failed_request_does_not_spend_the_key(self, session, client):
+        admin = f.staff(session)
+        session.flush()
+        weak = self._create(client, admin, {**self.BODY, "password": "short"})
+        assert weak.status_code == 422
+        assert self._create(client, admin, self.BODY).status_code == 201
+
+    @pytest.mark.parametrize("key", ["", "k" * 201])
+    def test_a_malformed_key_is_a_problem(self, session, client, key):
+        admin = f.staff(session)
+        session.flush()
+        r = self._create(client, admin, self.BODY, key=key)
+        assert (r.status_code, r.json()["field"]) == (422, "Idempotency-Key")
+        assert _login(client, "buyer.li", NEW_PASSWORD).status_code == 401
+
+
 class TestUpdate:
     def test_roles_are_replaced_and_apply_to_live_sessions(self, session, client):
         admin = f.staff(session)
@@ -471,5 +536,36 @@ def test_two_last_admins_removed_at_once_one_stays(database_url, first, second):
                 if v.active and "operator_admin" in v.roles
             ]
         assert admins == [ids[1]]
+    finally:
+        factory.kw["bind"].dispose()
+
+
+@pytest.mark.postgresql_only
+def test_a_retry_racing_the_first_request_returns_its_user(database_url):
+    """The first creation holds its transaction open; the retry, sent meanwhile with the same key,
+    waits on the unique index and then answers with the user the first one made."""
+    factory = make_session_factory(create_db_engine(database_url))
+    ask = {"username": "racing.retry", "password": f.PASSWORD, "roles": ["buyer"]}
+    try:
+        a = factory()
+        first = identity_service.create_staff(a, None, **ask, idempotency_key="race-1").id
+        outcome: list[Any] = []
+
+        def retry() -> None:
+            try:
+                with session_scope(factory) as b:
+                    outcome.append(
+                        identity_service.create_staff(b, None, **ask, idempotency_key="race-1").id
+                    )
+            except TanhuiError as exc:
+                outcome.append(exc.code)
+
+        commit_once_the_other_waits(a, factory, retry)
+        assert outcome == [first]
+        with session_scope(factory) as session:
+            assert (
+                len(session.scalars(select(Staff).where(Staff.username == "racing.retry")).all())
+                == 1
+            )
     finally:
         factory.kw["bind"].dispose()

@@ -133,6 +133,27 @@ class TestCreate:
         if changes.get("role_merchant") != "":
             assert 'name="role_merchant" value="1" checked' in page.text
 
+    def test_the_form_sent_twice_makes_one_user(self, client, session, operator):
+        login_as(client, operator.token)
+        page = client.get("/console/staff")
+        key = page.text.split('name="idempotency_key" value="', 1)[1].split('"', 1)[0]
+        assert len(key) >= 16
+        data = {
+            security.CSRF_FIELD: csrf(client),
+            "idempotency_key": key,
+            "username": "double.click",
+            "password": NEW_PASSWORD,
+            "role_buyer": "1",
+        }
+        first = client.post("/console/staff", data=data, follow_redirects=False)
+        again = client.post("/console/staff", data=data, follow_redirects=False)
+        assert (first.status_code, again.status_code) == (303, 303), again.text[:2000]
+        assert (
+            len(session.scalars(select(Staff).where(Staff.username == "double.click")).all()) == 1
+        )
+        # The next visit to the page brings a fresh key.
+        assert key not in client.get("/console/staff").text
+
     def test_username_taken(self, client, operator):
         login_as(client, operator.token)
         page = client.post(

@@ -16,6 +16,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tanhui.identity import signing
@@ -24,7 +25,15 @@ from tanhui.identity.principal import PartnerPrincipal, Principal
 from tanhui.identity.service.accounts import create_organisation, get_organisation
 from tanhui.kit.db import utcnow
 from tanhui.kit.dialect import insert_ignore
-from tanhui.kit.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
+from tanhui.kit.errors import (
+    Conflict,
+    Forbidden,
+    IdempotencyConflict,
+    InvalidInput,
+    NotFound,
+    Unauthorized,
+)
+from tanhui.kit.fingerprint import fingerprint
 from tanhui.kit.settings import get_settings
 
 DEFAULT_GRACE = timedelta(hours=24)
@@ -452,14 +461,20 @@ def apply_as_partner(
     data_collection: str,
     redirect_uris: list[str] | None = None,
     contact: str | None = None,
+    idempotency_key: str | None = None,
 ) -> PartnerApplication:
-    """An organisation applies (public, or staff of an existing partner organisation: a renewal)."""
+    """An organisation applies (public, or staff of an existing partner organisation: a renewal).
+
+    With `idempotency_key`, the same application sent again returns the one it created, and a
+    different one under that key is refused."""
     organisation_id = None
     staff_id = None
     if actor is not None and actor.kind == "staff" and actor.organisation_id is not None:
         org = session.get(Organisation, actor.organisation_id)
         if org is not None and org.kind == "partner":
             organisation_id, staff_id = org.id, actor.id
+    if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
+        raise InvalidInput("an idempotency key has 1-200 characters", field="idempotency_key")
     application = PartnerApplication(
         name=name.strip(),
         licence_no=licence_no.strip(),
@@ -469,14 +484,47 @@ def apply_as_partner(
         contact=contact,
         organisation_id=organisation_id,
         applied_by_staff_id=staff_id,
+        idempotency_key=idempotency_key,
     )
     if not application.name or not application.licence_no or not application.data_collection:
         raise InvalidInput(
             "name, licence_no and data_collection are required", code="incomplete_application"
         )
-    session.add(application)
-    session.flush()
-    return application
+    if idempotency_key is None:
+        session.add(application)
+        session.flush()
+        return application
+    application.request_hash = fingerprint(
+        {
+            "name": application.name,
+            "licence_no": application.licence_no,
+            "scenarios": application.scenarios,
+            "data_collection": application.data_collection,
+            "redirect_uris": application.redirect_uris,
+            "contact": contact,
+            "organisation_id": organisation_id,
+        }
+    )
+    earlier = _applied_with(session, idempotency_key)
+    if earlier is None:
+        try:
+            with session.begin_nested():  # a concurrent retry may store the key first
+                session.add(application)
+                session.flush()
+            return application
+        except IntegrityError:
+            earlier = _applied_with(session, idempotency_key)
+            if earlier is None:
+                raise
+    if earlier.request_hash != application.request_hash:
+        raise IdempotencyConflict(idempotency_key)
+    return earlier
+
+
+def _applied_with(session: Session, idempotency_key: str) -> PartnerApplication | None:
+    return session.scalars(
+        select(PartnerApplication).where(PartnerApplication.idempotency_key == idempotency_key)
+    ).first()
 
 
 def get_application(session: Session, application_id: int) -> PartnerApplication:

@@ -21,6 +21,7 @@ from datetime import datetime
 
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tanhui.identity.models import Organisation, Staff, StaffRole, Token
@@ -34,7 +35,8 @@ from tanhui.identity.service.accounts import (
     revoke_tokens_of,
 )
 from tanhui.kit.dialect import for_update
-from tanhui.kit.errors import Conflict, Forbidden, InvalidInput, NotFound
+from tanhui.kit.errors import Conflict, Forbidden, IdempotencyConflict, InvalidInput, NotFound
+from tanhui.kit.fingerprint import fingerprint
 
 ADMIN_ROLE = "operator_admin"
 PASSWORD_MIN = 8
@@ -216,7 +218,10 @@ def create_staff(
     roles: Iterable[str],
     organisation_id: int | None = None,
     display_name: str | None = None,
+    idempotency_key: str | None = None,
 ) -> Staff:
+    """A new staff user. With `idempotency_key`, the same request again returns the user it created
+    (a retry after a lost answer), and a different request under that key is refused."""
     # Roles may be empty here for callers that predate `no_roles`; the API and the console ask for one.
     _require_admin(actor)
     username = username.strip()
@@ -229,21 +234,61 @@ def create_staff(
     _check_password(password, field="password")
     role_set = _check_roles(roles, allow_none=True)
     name = _check_display_name(display_name) if display_name else username
+    if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
+        raise InvalidInput("an idempotency key has 1-200 characters", field="idempotency_key")
+    # The password stays out of the stored hash; a replay proves it against the user's own hash.
+    digest = fingerprint(
+        {
+            "username": username,
+            "roles": sorted(role_set),
+            "organisation_id": organisation_id,
+            "display_name": name,
+        }
+    )
+    if idempotency_key is not None:
+        earlier = _created_with(session, idempotency_key)
+        if earlier is not None:
+            return _replayed(earlier, idempotency_key, digest, password)
     if organisation_id is not None:
         get_organisation(session, organisation_id)
+    taken = Conflict(f"username {username!r} is taken", code="username_taken", field="username")
     if session.scalar(select(Staff.id).where(Staff.username == username)) is not None:
-        raise Conflict(f"username {username!r} is taken", code="username_taken", field="username")
+        raise taken
     staff = Staff(
         username=username,
         password_hash=_hasher().hash(password),
         display_name=name,
         organisation_id=organisation_id,
+        idempotency_key=idempotency_key,
+        request_hash=digest if idempotency_key is not None else None,
     )
-    session.add(staff)
-    session.flush()
+    try:
+        with session.begin_nested():  # a concurrent request may take the username or the key
+            session.add(staff)
+            session.flush()
+    except IntegrityError:
+        earlier = _created_with(session, idempotency_key) if idempotency_key else None
+        if earlier is None:
+            raise taken from None
+        return _replayed(earlier, idempotency_key or "", digest, password)
     session.add_all(StaffRole(staff_id=staff.id, role=r) for r in role_set)
     session.flush()
     return staff
+
+
+def _created_with(session: Session, idempotency_key: str) -> Staff | None:
+    return session.scalars(select(Staff).where(Staff.idempotency_key == idempotency_key)).first()
+
+
+def _replayed(earlier: Staff, idempotency_key: str, digest: str, password: str) -> Staff:
+    if earlier.request_hash != digest:
+        raise IdempotencyConflict(idempotency_key)
+    try:
+        _hasher().verify(earlier.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        # Same fields, another password (or it was changed since): not the same request.
+        raise IdempotencyConflict(idempotency_key) from None
+    return earlier
 
 
 def _keep_an_admin(session: Session, staff_id: int, *, field: str) -> None:

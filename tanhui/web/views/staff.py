@@ -8,6 +8,7 @@ sessions end, the web session making the change stays."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 
 from fastapi import APIRouter, Depends, Request
@@ -50,7 +51,7 @@ FLASH: dict[str, tuple[str, str]] = {
     ),
 }
 
-CREATE_FIELDS = ("username", "display_name", "password", "organisation_id")
+CREATE_FIELDS = ("username", "display_name", "password", "organisation_id", "idempotency_key")
 
 
 def flash(request: Request) -> dict[str, str] | None:
@@ -77,6 +78,8 @@ def _page(
             "me": principal.id,
             "errors": errors or {},
             "form": form or {},
+            # Kept while the form is corrected: a key is spent only by a creation that succeeds.
+            "create_key": (form or {}).get("idempotency_key") or secrets.token_urlsafe(16),
             "row_errors": row_errors or {},
             "flash": flash(request),
         },
@@ -125,6 +128,8 @@ def staff_create(
             roles=chosen,
             organisation_id=org,
             display_name=form["display_name"].strip() or None,
+            # The form's own key: submitted twice (a double click, a resent page), one user.
+            idempotency_key=data.get("idempotency_key", "").strip()[:200] or None,
         )
     except TanhuiError as exc:
         session.rollback()
