@@ -19,6 +19,12 @@ ROUNDINGS = {
     "down": ROUND_DOWN,
     "up": ROUND_UP,
 }
+ROUNDING_ZH = {
+    "half_even": "四舍六入五成双",
+    "half_up": "四舍五入",
+    "down": "向零舍去",
+    "up": "远离零进位",
+}
 DEFAULT_ZONE = ZoneInfo("Asia/Shanghai")
 
 # Inputs beyond these magnitudes are not behaviour records; refusing them also keeps products far
@@ -59,7 +65,8 @@ class InputSpec:
     ge: Decimal | None = None
     lt: Decimal | None = None
     le: Decimal | None = None
-    description: str | None = None
+    description: str | None = None  # English, or the only text the author gave
+    description_zh: str | None = None
 
     def describe_range(self) -> str:
         parts = []
@@ -123,6 +130,8 @@ class InputSpec:
                 out[key] = str(bound)
         if self.description:
             out["description"] = self.description
+        if self.description_zh:
+            out["description_zh"] = self.description_zh
         return out
 
 
@@ -134,6 +143,7 @@ class Parameter:
     status: str
     source: Source
     description: str | None = None
+    description_zh: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -143,6 +153,7 @@ class Parameter:
             "status": self.status,
             "source": self.source.to_dict(),
             "description": self.description,
+            "description_zh": self.description_zh,
         }
 
 
@@ -229,6 +240,7 @@ class FactorRef:
     table: FactorTable
     region: str | None  # None: the record's region (falling back to the methodology's own)
     description: str | None = None
+    description_zh: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -265,7 +277,9 @@ class Step:
     fn: Fn
     refs: tuple[str, ...]
     description: str | None = None
-    conversion: str | None = None
+    conversion: str | None = None  # a unit conversion the loader folded in, in English...
+    description_zh: str | None = None
+    conversion_zh: str | None = None  # ...and in Chinese
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -273,6 +287,7 @@ class Step:
             "expr": self.expression,
             "unit": self.unit,
             "description": self.description,
+            "description_zh": self.description_zh,
         }
 
 
@@ -285,7 +300,8 @@ class TraceStep:
     result: str
     unit: str
     values: dict[str, dict[str, Any]] = field(default_factory=dict)
-    note: str | None = None
+    note: str | None = None  # English
+    note_zh: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -297,6 +313,8 @@ class TraceStep:
         }
         if self.note:
             out["note"] = self.note
+        if self.note_zh:
+            out["note_zh"] = self.note_zh
         return out
 
 
@@ -491,6 +509,7 @@ class CompiledMethodology:
                     unit="",
                     values={n: self._value(n, env, rows) for n in rule.refs},
                     note=None if ok else (rule.message_en or rule.message_zh),
+                    note_zh=None if ok else (rule.message_zh or rule.message_en),
                 )
             )
         for s in self.steps:
@@ -502,6 +521,10 @@ class CompiledMethodology:
                     unit=s.unit,
                     values={n: self._value(n, env, rows) for n in s.refs},
                     note="; ".join(n for n in (s.description, s.conversion) if n) or None,
+                    note_zh="；".join(
+                        n for n in (s.description_zh or s.description, s.conversion_zh) if n
+                    )
+                    or None,
                 )
             )
         out.append(
@@ -518,15 +541,20 @@ class CompiledMethodology:
                     }
                 },
                 note=f"converted from {self.output_unit} to mg CO2e",
+                note_zh=f"由 {self.output_unit} 换算为 mg CO2e",
             )
         )
         note = f"rounded once to whole mg, {self.rounding.replace('_', '-')}"
+        note_zh = f"只取整一次，舍入到整毫克（{ROUNDING_ZH[self.rounding]}）"
         if floored:
             note += "; negative result floored at 0 (negative reductions are not allowed)"
+            note_zh += "；结果为负，按 0 计（减排量不能为负）"
         if capped:
             note += f"; per-record cap of {self.per_record_cap_mg} mg applied"
+            note_zh += f"；已按单条记录上限 {self.per_record_cap_mg} mg 封顶"
         if reasons:
             note += f"; not eligible ({', '.join(reasons)}), so 0 is credited"
+            note_zh += f"；不符合条件（{'、'.join(reasons)}），计 0"
         out.append(
             TraceStep(
                 step="reduction_mg",
@@ -534,6 +562,7 @@ class CompiledMethodology:
                 result=str(mg),
                 unit="mg CO2e",
                 note=note,
+                note_zh=note_zh,
             )
         )
         return out

@@ -185,6 +185,20 @@ class _Reader:
             return None
         return value.strip()
 
+    def text(self, data: Mapping[str, Any], key: str, path: str) -> tuple[str | None, str | None]:
+        """An optional description: a string (shown in every language) or a table `{ zh = "...",
+        en = "..." }`. Returns (the English or only text, the Chinese text)."""
+        value = data.get(key)
+        if not isinstance(value, dict):
+            return self.string(data, key, path, required=False), None
+        where = f"{path}.{key}" if path else key
+        self.unknown(value, {"zh", "en"}, where)
+        zh = self.string(value, "zh", where, required=False)
+        en = self.string(value, "en", where, required=False)
+        if zh is None and en is None:
+            self.error(where, "give the text in zh, en or both")
+        return en or zh, zh
+
     def decimal(
         self, data: Mapping[str, Any], key: str, path: str, *, required: bool = True
     ) -> Decimal | None:
@@ -532,6 +546,7 @@ def load_methodology(
             r.error(
                 f"{path}.le" if bounds["le"] is not None else f"{path}.lt", "the range is empty"
             )
+        description, description_zh = r.text(spec, "description", path)
         if not claim(iname, path) or unit is None:
             continue
         input_spec = InputSpec(
@@ -542,7 +557,8 @@ def load_methodology(
             bounds["ge"],
             bounds["lt"],
             bounds["le"],
-            r.string(spec, "description", path, required=False),
+            description,
+            description_zh,
         )
         inputs[iname] = input_spec
         symbols[iname] = expr.Symbol(unit[1], _input_signs(input_spec))
@@ -560,15 +576,11 @@ def load_methodology(
         unit = r.unit(spec, "unit", path)
         status = r.status(spec, "status", path)
         source = r.source(spec, path)
+        description, description_zh = r.text(spec, "description", path)
         if not claim(pname, path) or value is None or unit is None:
             continue
         parameters[pname] = Parameter(
-            pname,
-            value,
-            unit[0],
-            status,
-            source,
-            r.string(spec, "description", path, required=False),
+            pname, value, unit[0], status, source, description, description_zh
         )
         symbols[pname] = expr.Symbol(unit[1], expr.signs_of(value))
         statuses.append(status)
@@ -594,12 +606,11 @@ def load_methodology(
                 f"{path}.table",
                 f"unknown factor table {table_id!r} (known: {', '.join(sorted(tables)) or 'none'})",
             )
+        description, description_zh = r.text(spec, "description", path)
         if not claim(alias, path) or table is None:
             continue
         fixed = None if ref_region == "record" else ref_region
-        factors[alias] = FactorRef(
-            alias, table, fixed, r.string(spec, "description", path, required=False)
-        )
+        factors[alias] = FactorRef(alias, table, fixed, description, description_zh)
         unit_obj = parse_unit(table.unit)
         signs = frozenset(s for row in table.rows for s in expr.signs_of(row.value))
         symbols[alias] = expr.Symbol(unit_obj, signs)
@@ -680,6 +691,7 @@ def load_methodology(
         sname = r.string(step, "name", path)
         text_expr = r.string(step, "expr", path)
         unit = r.unit(step, "unit", path)
+        description, description_zh = r.text(step, "description", path)
         if sname is None or text_expr is None or unit is None:
             continue
         if not claim(sname, f"{path}.name"):
@@ -705,13 +717,14 @@ def load_methodology(
             r.error(f"{path}.expr", f"{exc.message} (column {exc.column})")
             continue
         fn = compiled.fn
-        conversion = None
+        conversion = conversion_zh = None
         if not expr._is_zero_literal(compiled) and compiled.unit is not None:
             # e.g. kg CO2e/kWh x kWh declared as g CO2e: fold the 1000 in once, here
             k = factor(compiled.unit, unit[1])
             fn = expr.scale(fn, k)
             if k != 1:
                 conversion = f"computed in {show(compiled.unit)}, converted x {k} to {unit[0]}"
+                conversion_zh = f"按 {show(compiled.unit)} 计算，乘以 {k} 换算为 {unit[0]}"
         steps.append(
             Step(
                 sname,
@@ -719,8 +732,10 @@ def load_methodology(
                 unit[0],
                 fn,
                 tuple(expr.names(node)),
-                r.string(step, "description", path, required=False),
+                description,
                 conversion,
+                description_zh,
+                conversion_zh,
             )
         )
         symbols[sname] = expr.Symbol(unit[1], compiled.signs)

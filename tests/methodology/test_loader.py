@@ -59,6 +59,79 @@ class TestGood:
         assert m.calculate({"distance_km": "10"}, at=m.effective_from).reduction_mg == 467_000
 
 
+class TestDescriptions:
+    """A description is one text for every language, or a table of Chinese and English."""
+
+    def _with(self, description: str) -> str:
+        body = GOOD_BODY.replace('le = "200"\n', f'le = "200"\ndescription = {description}\n')
+        body = body.replace('unit = "g CO2e"\n', f'unit = "g CO2e"\ndescription = {description}\n')
+        return methodology(body)
+
+    def test_a_table_gives_both_languages(self) -> None:
+        m = compile_text(self._with('{ zh = "出行距离", en = "Trip distance" }'))
+        assert (m.inputs["distance_km"].description, m.inputs["distance_km"].description_zh) == (
+            "Trip distance",
+            "出行距离",
+        )
+        trace = m.calculate({"distance_km": "10"}, at=m.effective_from, trace=True).trace or []
+        step = next(t for t in trace if t.step == "reduction")
+        assert (step.note, step.note_zh) == ("Trip distance", "出行距离")
+
+    def test_a_string_serves_every_language(self) -> None:
+        m = compile_text(self._with('"距离"'))
+        assert (m.inputs["distance_km"].description, m.inputs["distance_km"].description_zh) == (
+            "距离",
+            None,
+        )
+        trace = m.calculate({"distance_km": "10"}, at=m.effective_from, trace=True).trace or []
+        assert next(t for t in trace if t.step == "reduction").note_zh == "距离"
+
+    def test_only_chinese_is_the_text_for_both(self) -> None:
+        m = compile_text(self._with('{ zh = "出行距离" }'))
+        assert m.steps[0].description == m.steps[0].description_zh == "出行距离"
+
+    def test_the_engines_own_steps_are_explained_in_both_languages(self) -> None:
+        m = compile_text(methodology(GOOD_BODY.replace('unit = "g CO2e"\n', 'unit = "kg CO2e"\n')))
+        trace = m.calculate({"distance_km": "10"}, at=m.effective_from, trace=True).trace or []
+        notes = {t.step: (t.note, t.note_zh) for t in trace}
+        assert notes["reduction"] == (
+            "computed in g CO2e, converted x 0.001 to kg CO2e",
+            "按 g CO2e 计算，乘以 0.001 换算为 kg CO2e",
+        )
+        assert notes["to_mg"] == (
+            "converted from kg CO2e to mg CO2e",
+            "由 kg CO2e 换算为 mg CO2e",
+        )
+        assert notes["reduction_mg"] == (
+            "rounded once to whole mg, half-even",
+            "只取整一次，舍入到整毫克（四舍六入五成双）",
+        )
+
+    def test_every_shipped_description_has_chinese(self) -> None:
+        for m in load_catalogue(tables()):
+            described: list[tuple[str | None, str | None]] = [
+                (d.description, d.description_zh)
+                for group in (m.inputs.values(), m.parameters.values(), m.factors.values(), m.steps)
+                for d in group
+            ]
+            missing = [en for en, zh in described if en and not zh]
+            assert missing == [], m.key
+
+    @pytest.mark.parametrize(
+        ("description", "message"),
+        [
+            ("{}", "give the text in zh, en or both"),
+            ('{ zh = "a", fr = "b" }', "fr"),
+            ('{ zh = "" }', "must be a non-empty string"),
+            ("3", "must be a non-empty string"),
+        ],
+    )
+    def test_a_bad_description_is_reported(self, description: str, message: str) -> None:
+        errors = errors_of(self._with(description))
+        assert any(e.field.startswith("inputs.distance_km.description") for e in errors), errors
+        assert any(message in e.message for e in errors), errors
+
+
 class TestErrors:
     def test_toml_syntax_error_has_a_line(self) -> None:
         text = methodology(GOOD_BODY + "\nbroken = = 1\n")

@@ -123,6 +123,7 @@ def test_per_record_cap_is_respected(distance: Decimal) -> None:
     assert calc.trace is not None
     if uncapped > 2_000_000:
         assert "per-record cap" in (calc.trace[-1].note or "")
+        assert "已按单条记录上限 2000000 mg 封顶" in (calc.trace[-1].note_zh or "")
 
 
 NEGATIVE = methodology(

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 
 from tanhui.activity import service as activity_service
+from tanhui.activity.models import ActivityRecord
 from tanhui.identity import service as identity_service
 from tanhui.incentives import service as incentives_service
 from tanhui.web import security
+from tests.fixtures import activity as activity_fx
 from tests.web.conftest import World, csrf, login_as
 
 CITIZEN_PAGES = ["/me", "/me/records", "/mall", "/mall/orders", "/me/apps", "/me/privacy"]
@@ -83,6 +86,38 @@ class TestCitizen:
         assert "distance_km" in page
         assert 'id="steps"' in page
         assert "reduction_mg" in page
+
+    def test_the_calculation_speaks_the_readers_language(self, client, world):
+        login_as(client, world.citizen.token)
+        zh = client.get(f"/me/records/{world.credited_id}?lang=zh").text
+        for text in (
+            "出行距离",
+            "减排量 = 因子 × 出行距离",
+            "由 g CO2e 换算为 mg CO2e",
+            "四舍六入五成双",
+        ):
+            assert text in zh
+        assert "Reduction = factor" not in zh and "rounded once" not in zh
+        en = client.get(f"/me/records/{world.credited_id}?lang=en").text
+        for text in ("Trip distance", "Reduction = factor x trip distance", "rounded once"):
+            assert text in en
+        assert "减排量 = 因子" not in en
+
+    def test_a_refused_record_says_why_in_the_readers_language(self, client, session, world):
+        credited = session.get(ActivityRecord, world.credited_id)
+        assert credited is not None
+        [answer] = activity_service.ingest(
+            session,
+            world.partner.principal,
+            [activity_fx.record(world.puid, start=credited.started_at + timedelta(minutes=5))],
+        )
+        assert (answer["status"], answer["code"]) == ("rejected", "overlaps_other_record")
+        session.flush()
+        login_as(client, world.citizen.token)
+        zh = client.get(f"/me/records/{answer['record_id']}?lang=zh").text
+        assert "你的另一条记录覆盖了同一时段。" in zh and "another record of this" not in zh
+        en = client.get(f"/me/records/{answer['record_id']}?lang=en").text
+        assert "Another record of yours covers the same time." in en
 
     def test_someone_elses_record_is_not_found(self, client, session, world):
         other = identity_service.citizen_for_phone(session, "13912345678")
@@ -307,6 +342,14 @@ class TestConsole:
         assert done.status_code == 303
         records = activity_service.citizen_records(session, world.citizen.id)
         assert {r["id"]: r["status"] for r in records}[world.review_id] == "credited"
+
+    def test_methodology_page_describes_in_the_readers_language(self, client, reviewer):
+        login_as(client, reviewer.token)
+        zh = client.get("/console/methodologies/shenzhen-metro?lang=zh").text
+        assert "乘坐地铁每人每公里的减排量" in zh and "出行距离" in zh
+        assert "Reduction per person-km" not in zh
+        en = client.get("/console/methodologies/shenzhen-metro?lang=en").text
+        assert "Reduction per person-km for a metro trip" in en
 
     def test_reviewer_cannot_upload(self, client, reviewer):
         login_as(client, reviewer.token)
