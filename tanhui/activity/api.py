@@ -165,12 +165,44 @@ def reconciliation(
 def review_records(
     limit: int = Query(50, ge=1, le=200),
     after_id: int | None = Query(None, description="Continue after this record id."),
+    reason: str | None = Query(
+        None,
+        description="Only records held for this reason: "
+        + ", ".join(activity_service.REVIEW_REASONS),
+        max_length=64,
+    ),
     actor: Principal = Depends(_reviewer),
     session: Session = Depends(get_session),
 ) -> list[dict[str, Any]]:
     return jsonable_encoder(
-        activity_service.review_queue(session, actor, limit=limit, before_id=after_id)
+        activity_service.review_queue(
+            session, actor, limit=limit, before_id=after_id, reason=reason
+        )
     )
+
+
+@router.get("/review/counts", tags=["review"], summary="Records waiting, in all and by reason")
+def review_counts(
+    _: Principal = Depends(_reviewer),
+    session: Session = Depends(get_session),
+) -> dict[str, int]:
+    return activity_service.review_counts(session)
+
+
+@router.post(
+    "/review/decisions",
+    tags=["review"],
+    summary="Approve or reject many held records; an outcome per record (each commits on its own)",
+)
+def decide_records(
+    body: schemas.ReviewDecisions,
+    actor: Principal = Depends(_reviewer),
+    session: Session = Depends(get_session),
+) -> dict[str, Any]:
+    outcomes = activity_service.decide_many(
+        session, actor, body.record_ids, decision=body.decision, reason=body.reason
+    )
+    return {"results": outcomes, "decided": sum(1 for o in outcomes if o["decided"])}
 
 
 @router.post("/review/records/{record_id}/approve", tags=["review"], summary="Approve and credit")

@@ -236,3 +236,21 @@ class RecordDetail(CitizenRecord):
     trust_leaf: dict[str, Any] | None = Field(
         description="The credit transfer's trust-log leaf (index null while pending)."
     )
+
+
+class ReviewDecisions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    record_ids: list[int] = Field(
+        description="Held records to decide (1 to 200; each is decided and committed on its own).",
+        min_length=1,
+        max_length=200,
+        examples=[[1205, 1795]],
+    )
+    decision: Literal["approve", "reject"] = Field(description="The same decision for every one.")
+    reason: str | None = Field(
+        None,
+        description="Why they are rejected (required to reject).",
+        max_length=300,
+        examples=["the same trip reported twice with shifted times"],
+    )

@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import String, Table, cast, func, select, update
 from sqlalchemy.orm import Session
 
 from tanhui.activity import checks
@@ -218,11 +218,44 @@ def staff_view(record: ActivityRecord) -> dict[str, Any]:
     return out
 
 
+# Why the checks hold a record (checks.check_plausible and the pipeline's per-day count).
+REVIEW_REASONS = ("speed_near_bound", "long_trip", "large_quantity", "many_records_today")
+MAX_DECISIONS = 200  # records decided by one bulk request
+
+
+def _held_for(reason: str) -> Any:
+    # review_reasons is a JSON list of codes: its text holds the quoted code on both databases.
+    return cast(ActivityRecord.review_reasons, String).like(f'%"{reason}"%')
+
+
+def review_counts(session: Session) -> dict[str, int]:
+    """How many records wait for review, in all (`total`) and by the reason that held them."""
+    held = select(func.count()).where(ActivityRecord.status == REVIEW)
+    counts = {"total": int(session.scalar(held) or 0)}
+    for reason in REVIEW_REASONS:
+        counts[reason] = int(session.scalar(held.where(_held_for(reason))) or 0)
+    return counts
+
+
 def review_queue(
-    session: Session, actor: Principal, *, limit: int = 50, before_id: int | None = None
+    session: Session,
+    actor: Principal,
+    *,
+    limit: int = 50,
+    before_id: int | None = None,
+    reason: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Records held for review, oldest first. Reading them is a staff read of personal data."""
+    """Records held for review, oldest first (only those held for `reason`, if given). Reading
+    them is a staff read of personal data."""
     stmt = select(ActivityRecord).where(ActivityRecord.status == REVIEW)
+    if reason is not None:
+        if reason not in REVIEW_REASONS:
+            raise InvalidInput(
+                f"reason is one of {', '.join(REVIEW_REASONS)}",
+                code="unknown_reason",
+                field="reason",
+            )
+        stmt = stmt.where(_held_for(reason))
     if before_id is not None:
         stmt = stmt.where(ActivityRecord.id > before_id)
     records = session.scalars(stmt.order_by(ActivityRecord.id).limit(limit)).all()
@@ -300,6 +333,54 @@ def reject(session: Session, actor: Principal, record_id: int, *, reason: str) -
             session, citizen_id=record.citizen_id, actor=actor, what="activity record", why="review"
         )
     return staff_view(record)
+
+
+def decide_many(
+    session: Session,
+    actor: Principal,
+    record_ids: Sequence[int],
+    *,
+    decision: str,
+    reason: str | None = None,
+) -> list[dict[str, Any]]:
+    """Approve or reject many held records; one outcome per distinct id, in id order.
+
+    Each record is decided and COMMITTED on its own, as one reviewer clicking through the queue
+    would: a record another reviewer decided meanwhile (or that does not exist) is reported in its
+    place and the others still go through, and no transaction holds locks across many citizens'
+    rows, so two reviewers deciding overlapping sets queue rather than deadlock.
+    """
+    if decision not in ("approve", "reject"):
+        raise InvalidInput("decision is approve or reject", field="decision")
+    ids = sorted(set(record_ids))
+    if not 1 <= len(ids) <= MAX_DECISIONS:
+        raise InvalidInput(f"give 1 to {MAX_DECISIONS} record ids", field="record_ids")
+    if decision == "reject" and not (reason or "").strip():
+        raise InvalidInput("a rejection needs a reason", field="reason")
+    outcomes: list[dict[str, Any]] = []
+    for record_id in ids:
+        try:
+            if decision == "approve":
+                view = approve(session, actor, record_id)
+            else:
+                view = reject(session, actor, record_id, reason=reason or "")
+            session.commit()
+        except TanhuiError as exc:
+            session.rollback()
+            outcomes.append(
+                {"record_id": record_id, "decided": False, "code": exc.code, "detail": exc.message}
+            )
+            continue
+        outcomes.append(
+            {
+                "record_id": record_id,
+                "decided": True,
+                "status": view["status"],
+                "code": view["code"],
+                "reduction_mg": view["reduction_mg"],
+            }
+        )
+    return outcomes
 
 
 def staff_records(

@@ -268,6 +268,23 @@ def test_operator_journey(site: Site, browser: Any, width: str, lang: str) -> No
     page.wait_for_url(re.compile(r"done=approved"))
     assert t["approved"] in page.locator(".flash").inner_text()
     assert page.locator(f"#{record_id}").count() == 0
+    # Several at once: "select all shown" (a small script) ticks every row and unticks them;
+    # two ticked by hand are rejected with one reason.
+    picks = page.locator("table#review input[name^=pick_]")
+    page.locator("#pick-all").check()
+    assert page.locator("table#review input[name^=pick_]:checked").count() == picks.count()
+    page.locator("#pick-all").uncheck()
+    assert page.locator("table#review input[name^=pick_]:checked").count() == 0
+    chosen = [picks.nth(k).get_attribute("name") for k in (0, 1)]
+    picks.nth(0).check()
+    picks.nth(1).check()
+    page.locator("#bulk-reason").fill("web journey")
+    page.get_by_role("button", name=re.compile("驳回所选|Reject selected")).click()
+    page.wait_for_url(re.compile(r"done=decided&decided=2&missed=0"))
+    assert re.search("已处理 2 条记录|2 records decided", page.locator(".flash").inner_text())
+    for name in chosen:
+        assert page.locator(f"input[name={name}]").count() == 0
+    _shot(page, f"{tag}-02-review-bulk")
 
     page.goto(f"{site.url}/console/methodologies")
     text = (

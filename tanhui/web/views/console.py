@@ -32,6 +32,7 @@ from tanhui.web import charts, formatting, i18n, render
 from tanhui.web.auth import safe_next, staff_page, web_principal
 from tanhui.web.views import public
 from tanhui.web.views.common import (
+    N_,
     Posted,
     error_map,
     error_page,
@@ -45,6 +46,7 @@ from tanhui.web.views.common import (
 router = APIRouter(prefix="/console", include_in_schema=False)
 
 REVIEWERS = ("reviewer", "operator_admin")
+REVIEW_PAGE = 50  # held records shown at once, oldest first
 OPERATORS = ("operator_admin",)
 DASHBOARD_DAYS = 14
 
@@ -156,16 +158,61 @@ def _review_page(
     principal: Principal,
     *,
     errors: dict[int, dict[str, str]] | None = None,
+    bulk_errors: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
-    queue = activity_service.review_queue(session, principal, limit=50)
+    reason = request.query_params.get("reason")
+    if reason not in activity_service.REVIEW_REASONS:
+        reason = None
+    queue = activity_service.review_queue(session, principal, limit=REVIEW_PAGE, reason=reason)
+    for row in queue:
+        row["trip"] = _trip(row)
     return render.render(
         request,
         "console/review.html",
-        {"queue": queue, "row_errors": errors or {}, "flash": flash(request)},
+        {
+            "queue": queue,
+            "counts": activity_service.review_counts(session),
+            "reasons": activity_service.REVIEW_REASONS,
+            "reason": reason,
+            "row_errors": errors or {},
+            "bulk_errors": bulk_errors or {},
+            "flash": _bulk_flash(request) or flash(request),
+        },
         principal=principal,
         status_code=status_code,
     )
+
+
+def _trip(row: dict[str, Any]) -> dict[str, Any] | None:
+    """Minutes and average speed of a held trip: what a reviewer weighs first."""
+    start, end = row.get("started_at"), row.get("ended_at")
+    if start is None or end is None or end <= start:
+        return None
+    minutes = (end - start).total_seconds() / 60
+    try:
+        km = Decimal(str((row.get("quantities") or {}).get("distance_km")))
+    except InvalidOperation:
+        return {"minutes": round(minutes), "kmh": None}
+    if not km.is_finite():
+        return {"minutes": round(minutes), "kmh": None}
+    return {"minutes": round(minutes), "kmh": round(float(km) / (minutes / 60), 1)}
+
+
+def _bulk_flash(request: Request) -> dict[str, str] | None:
+    """After a bulk decision: how many were decided, and how many could not be (decided by
+    someone else meanwhile, or gone)."""
+    if request.query_params.get("done") != "decided":
+        return None
+    decided = to_int(request.query_params.get("decided") or "0") or 0
+    missed = to_int(request.query_params.get("missed") or "0") or 0
+    _ = i18n.translator(render.lang_of(request))
+    text = _("%(n)s records decided.", n=decided)
+    if missed:
+        text += " " + _(
+            "%(n)s could not be: another reviewer may have decided them first.", n=missed
+        )
+    return {"kind": "warn" if missed else "ok", "text": text}
 
 
 @router.get("/review", response_class=HTMLResponse)
@@ -179,6 +226,42 @@ def review(
     except TanhuiError as exc:
         return error_page(request, exc, principal, back="/console")
     return _review_page(request, session, principal)
+
+
+@router.post("/review", response_class=HTMLResponse)
+def review_decide_many(
+    request: Request,
+    session: Session = Depends(get_session),
+    principal: Principal = Depends(staff_page),
+    data: dict[str, str] = Depends(form_data),
+) -> Response:
+    """The ticked records (pick_<id> = 1), approved or rejected with one reason."""
+    picked = [to_int(k.removeprefix("pick_")) for k in data if k.startswith("pick_")]
+    try:
+        require_role(principal, *REVIEWERS)
+        ids = [i for i in picked if i is not None and i > 0]
+        if not ids:
+            raise InvalidInput(N_("tick at least one record"), field="records")
+        outcomes = activity_service.decide_many(
+            session, principal, ids, decision=data.get("decision", ""), reason=data.get("reason")
+        )
+    except TanhuiError as exc:
+        session.rollback()
+        if exc.status_code == 403:
+            return error_page(request, exc, principal, back="/console/review")
+        return _review_page(
+            request,
+            session,
+            principal,
+            bulk_errors=error_map(request, exc),
+            status_code=exc.status_code,
+        )
+    decided = sum(1 for o in outcomes if o["decided"])
+    back = data.get("back_reason", "")
+    keep = f"&reason={back}" if back in activity_service.REVIEW_REASONS else ""
+    return render.redirect(
+        f"/console/review?done=decided&decided={decided}&missed={len(outcomes) - decided}{keep}"
+    )
 
 
 @router.post("/review/{record_id}", response_class=HTMLResponse)
