@@ -123,6 +123,16 @@ class RuleBook:
         self._overrides = overrides
         self._cache: dict[str, ScenarioRules] = {}
 
+    def set_by_operator(self, scenario: str) -> frozenset[str]:
+        """The parameters of `scenario` an operator row decides (for it, or for all scenarios)."""
+        return frozenset(self._overrides.get(ALL, {})) | frozenset(
+            self._overrides.get(scenario, {})
+        )
+
+    def scenarios(self) -> list[str]:
+        """Every scenario with shipped defaults or an operator row of its own."""
+        return sorted((set(DEFAULTS) | set(self._overrides)) - {ALL})
+
     def for_scenario(self, scenario: str) -> ScenarioRules:
         rules = self._cache.get(scenario)
         if rules is None:

@@ -438,8 +438,35 @@ def set_rule(
 
 def rules_in_force(session: Session, *, at: datetime | None = None) -> dict[str, Any]:
     book = rules_mod.load(session, at=at or utcnow())
-    scenarios = sorted(set(rules_mod.DEFAULTS) | set(book._overrides))
-    return {s: book.for_scenario(s).params for s in scenarios}
+    return {s: book.for_scenario(s).params for s in [rules_mod.ALL, *book.scenarios()]}
+
+
+def rules_overview(session: Session) -> list[dict[str, Any]]:
+    """Per scenario, the parameters in force now and which of them an operator set (the console)."""
+    book = rules_mod.load(session, at=utcnow())
+    return [
+        {
+            "scenario": s,
+            "params": book.for_scenario(s).params,
+            "set_by_operator": sorted(book.set_by_operator(s)),
+        }
+        for s in book.scenarios()
+    ]
+
+
+def rule_changes(session: Session, *, limit: int = 50) -> list[dict[str, Any]]:
+    """The operators' changes, newest first: what, for which scenario, from when, by whom."""
+    rows = session.scalars(select(ActivityRule).order_by(ActivityRule.id.desc()).limit(limit)).all()
+    return [
+        {
+            "scenario": r.scenario,
+            "params": r.params,
+            "effective_from": r.effective_from,
+            "created_at": r.created_at,
+            "created_by": r.created_by,
+        }
+        for r in rows
+    ]
 
 
 # --- the citizen's carbon account ---------------------------------------------------------------------

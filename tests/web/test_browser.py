@@ -314,6 +314,7 @@ def test_operator_journey(site: Site, browser: Any, width: str, lang: str) -> No
 
     for path, name in [
         ("/console/factors", "06-factors"),
+        ("/console/rules", "06-rules"),
         ("/console/partners", "07-partners"),
         ("/console/mall", "08-mall"),
     ]:

@@ -27,6 +27,7 @@ CONSOLE_PAGES = [
     "/console/ledger",
     "/console/staff",
     "/console/password",
+    "/console/rules",
 ]
 
 
@@ -435,6 +436,8 @@ POSTS = [
     "/me/privacy/delete",
     "/me/privacy/delete/confirm",
     "/console/review/{review}",
+    "/console/review",
+    "/console/rules",
     "/console/methodologies/upload",
     "/console/methodologies/publish",
     "/console/partners",
@@ -462,6 +465,11 @@ JUNK = [
         "partner_id": "1e9",
         "toml_text": "[[[",
         "reason": " ",
+        "pick_1": "1",
+        "pick_x": "1",
+        "param": "max_speed_kmh",
+        "value": "1e999",
+        "effective_on": "0000-00-00",
     },
 ]
 

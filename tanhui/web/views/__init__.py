@@ -18,6 +18,7 @@ from tanhui.web.views import (
     projects,
     public,
     registry,
+    rules,
     staff,
 )
 
@@ -30,6 +31,7 @@ routers: list[APIRouter] = [
     console.router,
     projects.router,
     registry.router,
+    rules.router,
     staff.router,
     staff.own_router,
 ]

@@ -114,6 +114,7 @@ ERROR_TEXT: dict[str, str] = {
     "otp_rate_limited": N_("Too many codes were requested for this number; try again later."),
     "otp_delivery_failed": N_("The code could not be sent just now; try again in a moment."),
     "invalid_credentials": N_("The username or password is wrong."),
+    "invalid_rule": N_("This value is not allowed for this parameter."),
     "login_locked": N_("Too many wrong passwords: this account is locked for 15 minutes."),
     "citizen_erased": N_("This account was deleted."),
     "insufficient_points": N_("You do not have enough points for this."),
