@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import ChainableUndefined, Environment, FileSystemLoader, select_autoescape
 
 from tanhui import __version__
-from tanhui.web import charts, formatting, i18n, security
+from tanhui.web import charts, formatting, i18n, labels, security
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
@@ -71,6 +71,8 @@ env.filters.update(
     integer=_lang_filter(formatting.integer),
     money=_lang_filter(formatting.money),
     when=_lang_filter(formatting.when),
+    scenario_name=_lang_filter(labels.scenario_name),
+    region_name=_lang_filter(labels.region_name),
 )
 
 

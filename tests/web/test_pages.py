@@ -324,6 +324,27 @@ class TestConsole:
         page = client.get("/console").text
         assert "<svg" in page
 
+    def test_codes_are_named_in_the_readers_language(self, client, world, operator):
+        """Scenarios, regions, reward kinds and statuses are said in words, not as codes."""
+        login_as(client, operator.token)
+        zh = {
+            p: client.get(f"{p}?lang=zh").text
+            for p in (
+                "/console",
+                "/console/factors",
+                "/console/methodologies",
+                "/console/mall",
+                "/console/partners",
+            )
+        }
+        assert "地铁" in zh["/console"]  # the chart's legend
+        assert "华北电网" in zh["/console/factors"] and "安徽" in zh["/console/factors"]
+        assert "节约用电" in zh["/console/methodologies"] and "武汉" in zh["/console/methodologies"]
+        assert "优惠券" in zh["/console/mall"]
+        assert "地铁" in zh["/console/partners"] and "有效" in zh["/console/partners"]
+        en = client.get("/console/factors?lang=en").text
+        assert "North China grid" in en and "华北电网" not in en
+
     def test_approve_and_reject(self, client, session, world, reviewer):
         login_as(client, reviewer.token)
         queue = client.get("/console/review").text

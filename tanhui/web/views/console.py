@@ -30,6 +30,7 @@ from tanhui.projects import service as projects_service
 from tanhui.registry import service as registry_service
 from tanhui.web import charts, formatting, i18n, render
 from tanhui.web.auth import safe_next, staff_page, web_principal
+from tanhui.web.labels import scenario_name
 from tanhui.web.views import public
 from tanhui.web.views.common import (
     N_,
@@ -127,7 +128,10 @@ def dashboard_figures(session: Session, lang: str) -> dict[str, Any]:
     figures["reduction_chart"] = charts.stacked(
         _("Reductions by day and scenario"),
         [str(d["date"])[5:] for d in by_day],
-        {s: [int(d["by_scenario"].get(s, 0)) for d in by_day] for s in scenarios},
+        {
+            scenario_name(s, lang): [int(d["by_scenario"].get(s, 0)) for d in by_day]
+            for s in scenarios
+        },
         lambda mg: formatting.mass(mg, lang),
     )
     figures["credits"] = dict(registry_service.totals(session))
