@@ -45,7 +45,8 @@ class Source:
     document: str
     address: str | None = None
     quote: str | None = None
-    note: str | None = None
+    note: str | None = None  # English, or the only text given
+    note_zh: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"document": self.document, "address": self.address}
@@ -53,6 +54,8 @@ class Source:
             out["quote"] = self.quote
         if self.note:
             out["note"] = self.note
+        if self.note_zh:
+            out["note_zh"] = self.note_zh
         return out
 
 
@@ -380,7 +383,8 @@ class CompiledMethodology:
     per_record_cap_mg: int | None
     per_day_cap_mg: int | None
     status: str
-    notes: str | None = None
+    notes: str | None = None  # English, or the only text given
+    notes_zh: str | None = None
     source_text: str = ""
     sha256: str = ""
     origin: str = ""
@@ -604,6 +608,7 @@ class CompiledMethodology:
                     "per_day_mg": self.per_day_cap_mg,
                 },
                 "notes": self.notes,
+                "notes_zh": self.notes_zh,
                 "sha256": self.sha256,
             }
         )

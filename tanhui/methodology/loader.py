@@ -272,11 +272,13 @@ class _Reader:
         address = self.string(raw, "address", where, required=False)
         if address is not None and not re.match(r"^(https?://|urn:|doi:)", address):
             self.error(f"{where}.address", "must be a URL (http:// or https://)")
+        note, note_zh = self.text(raw, "note", where)
         return Source(
             document=document or "",
             address=address,
             quote=self.string(raw, "quote", where, required=False),
-            note=self.string(raw, "note", where, required=False),
+            note=note,
+            note_zh=note_zh,
         )
 
     def fail_if_errors(self) -> None:
@@ -478,7 +480,7 @@ def load_methodology(
     if effective_from and effective_to and effective_to <= effective_from:
         r.error("effective_to", "must be after effective_from")
     declared_status = r.status(data, "status", "") if "status" in data else "verified"
-    notes = r.string(data, "notes", "", required=False)
+    notes, notes_zh = r.text(data, "notes", "")
 
     name = r.table(data, "name", "")
     r.unknown(name, {"zh", "en"}, "name")
@@ -799,6 +801,7 @@ def load_methodology(
         per_day_cap_mg=per_day,
         status=worst_status(statuses),
         notes=notes,
+        notes_zh=notes_zh,
         source_text=text,
         sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
         origin=origin,

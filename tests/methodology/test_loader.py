@@ -107,15 +107,20 @@ class TestDescriptions:
             "只取整一次，舍入到整毫克（四舍六入五成双）",
         )
 
-    def test_every_shipped_description_has_chinese(self) -> None:
+    def test_every_shipped_text_has_chinese(self) -> None:
         for m in load_catalogue(tables()):
             described: list[tuple[str | None, str | None]] = [
                 (d.description, d.description_zh)
                 for group in (m.inputs.values(), m.parameters.values(), m.factors.values(), m.steps)
                 for d in group
             ]
+            described.append((m.notes, m.notes_zh))
+            described += [(p.source.note, p.source.note_zh) for p in m.parameters.values()]
             missing = [en for en, zh in described if en and not zh]
             assert missing == [], m.key
+        for table in tables().values():
+            notes = [(row.source.note, row.source.note_zh) for row in table.rows]
+            assert [en for en, zh in notes if en and not zh] == [], table.id
 
     @pytest.mark.parametrize(
         ("description", "message"),
