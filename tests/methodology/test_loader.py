@@ -137,6 +137,21 @@ class TestDescriptions:
         assert any(message in e.message for e in errors), errors
 
 
+def test_the_documented_example_loads_and_computes() -> None:
+    """docs/methodologies.md's complete example is a valid file (the doc stays true)."""
+    doc = (Path(__file__).parents[2] / "docs" / "methodologies.md").read_text()
+    text = doc.split("```toml\n", 1)[1].split("```", 1)[0]
+    m = compile_text(text)
+    assert (m.id, m.kind, m.per_day_cap_mg, m.notes_zh) == (
+        "shanghai-distributed-pv",
+        "project",
+        5_000_000,
+        "……",
+    )
+    calc = m.calculate({"kwh": "1", "capacity_kw": "800"}, at=m.effective_from)
+    assert calc.eligible and calc.reduction_mg == 420_000  # 1 kWh x 0.42 kg CO2e/kWh
+
+
 class TestErrors:
     def test_toml_syntax_error_has_a_line(self) -> None:
         text = methodology(GOOD_BODY + "\nbroken = = 1\n")
