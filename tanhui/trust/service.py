@@ -21,7 +21,7 @@ from typing import Any, cast
 from sqlalchemy import Table, and_, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from tanhui.kit.db import session_scope, utcnow
+from tanhui.kit.db import read_only_factory, session_scope, utcnow
 from tanhui.kit.dialect import for_update, insert_ignore
 from tanhui.kit.errors import Conflict, NotFound, TanhuiError
 from tanhui.kit.settings import get_settings
@@ -673,6 +673,9 @@ def _check_records(
 # --- background -------------------------------------------------------------------------------
 
 
+_TICK_BATCH = 10_000  # leaves integrated per transaction by the background integrator
+
+
 class BackgroundIntegrator:
     """Integrates the queue every `interval_s`; signs a new head every `sth_interval_s` if grown."""
 
@@ -683,6 +686,9 @@ class BackgroundIntegrator:
         sth_interval_s: float,
     ) -> None:
         self._factory = session_factory
+        # Looking at the queue takes no writer lock on SQLite: an idle API process must not queue
+        # for the database's one writer every second only to find nothing to do.
+        self._reader = read_only_factory(session_factory)
         self._interval = interval_s
         self._sth_interval = sth_interval_s
         self._stop = threading.Event()
@@ -697,18 +703,23 @@ class BackgroundIntegrator:
         self._thread.join(timeout)
 
     def tick(self, *, sign: bool) -> int:
-        # One short transaction per batch so the tree lock is never held across batches.
+        # One short transaction per batch so the tree lock is never held across batches; a batch
+        # smaller than the limit emptied the queue (what came meanwhile waits for the next tick).
         total = 0
-        while True:
+        while self._waiting():
             with session_scope(self._factory) as session:
-                n = integrate(session)
+                n = integrate(session, limit=_TICK_BATCH)
             total += n
-            if n == 0:
+            if n < _TICK_BATCH:
                 break
         if sign:
             with session_scope(self._factory) as session:
                 publish(session, integrate_first=False)
         return total
+
+    def _waiting(self) -> bool:
+        with session_scope(self._reader) as session:
+            return session.scalar(select(QueuedLeaf.id).limit(1)) is not None
 
     def _run(self) -> None:
         next_sign = 0.0

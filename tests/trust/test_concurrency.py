@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 
+import pytest
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from tanhui.kit.db import default_session_factory, session_scope
@@ -64,3 +67,26 @@ class TestConcurrentWriters:
             bundle = trust_service.proof_bundle(session, size - 1)
             key = trust_service.signer().public_key
             assert verify.verify_bundle(bundle, key).record["kind"] == leaf_codec.LEDGER_TRANSFER
+
+
+@pytest.mark.sqlite_only
+def test_an_idle_tick_takes_no_writer_lock(database_url: str) -> None:
+    """Every API process ticks each second: with nothing queued, a tick only reads, so it never
+    waits for (or holds up) SQLite's one writer. Here another connection holds the writer."""
+    factory = default_session_factory()
+    integrator = trust_service.BackgroundIntegrator(factory, interval_s=0.0, sth_interval_s=3600)
+    integrator.tick(sign=False)  # whatever the fresh database queued
+    holder = sqlite3.connect(str(make_url(database_url).database), isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        done = threading.Event()
+
+        def tick() -> None:
+            integrator.tick(sign=False)
+            done.set()
+
+        threading.Thread(target=tick, daemon=True).start()
+        assert done.wait(5), "the idle tick queued for the writer"
+    finally:
+        holder.rollback()
+        holder.close()
