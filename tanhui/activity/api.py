@@ -286,11 +286,22 @@ def my_summary(
 def my_records(
     limit: int = Query(50, ge=1, le=200),
     before_id: int | None = Query(None, description="next_before_id of the previous page."),
+    scenario: str | None = Query(None, description="Only this scenario.", max_length=64),
+    status: str | None = Query(
+        None,
+        description="Only this status: " + ", ".join(activity_service.CITIZEN_STATUSES),
+        max_length=16,
+    ),
     citizen: Principal = Depends(current_citizen),
     session: Session = Depends(get_session),
 ) -> dict[str, Any]:
     items = activity_service.citizen_records(
-        session, citizen.id, limit=limit + 1, before_id=before_id
+        session,
+        citizen.id,
+        limit=limit + 1,
+        before_id=before_id,
+        scenario=scenario,
+        status=status,
     )
     more = len(items) > limit
     items = items[:limit]

@@ -535,11 +535,41 @@ def citizen_summary(
     }
 
 
+CITIZEN_STATUSES = (CREDITED, REVIEW, REJECTED, REVERSED)  # what a citizen's record can be
+
+
+def citizen_scenarios(session: Session, citizen_id: int) -> list[str]:
+    """The scenarios the citizen has records of, whatever their status."""
+    return list(
+        session.scalars(
+            select(_T.c.scenario)
+            .where(_T.c.citizen_id == citizen_id)
+            .group_by(_T.c.scenario)
+            .order_by(_T.c.scenario)
+        )
+    )
+
+
 def citizen_records(
-    session: Session, citizen_id: int, *, limit: int = 50, before_id: int | None = None
+    session: Session,
+    citizen_id: int,
+    *,
+    limit: int = 50,
+    before_id: int | None = None,
+    scenario: str | None = None,
+    status: str | None = None,
 ) -> list[dict[str, Any]]:
-    """The citizen's records, newest first (keyset pagination by id)."""
+    """The citizen's records, newest first (keyset pagination by id), of one scenario or status
+    if given."""
+    if status is not None and status not in CITIZEN_STATUSES:
+        raise InvalidInput(
+            f"status is one of {', '.join(CITIZEN_STATUSES)}", code="unknown_status", field="status"
+        )
     stmt = select(ActivityRecord).where(ActivityRecord.citizen_id == citizen_id)
+    if scenario is not None:
+        stmt = stmt.where(ActivityRecord.scenario == scenario)
+    if status is not None:
+        stmt = stmt.where(ActivityRecord.status == status)
     if before_id is not None:
         stmt = stmt.where(ActivityRecord.id < before_id)
     records = session.scalars(

@@ -120,6 +120,49 @@ class TestCitizen:
         en = client.get(f"/me/records/{answer['record_id']}?lang=en").text
         assert "Another record of yours covers the same time." in en
 
+    def test_history_filters_by_scenario_and_status(self, client, session, world):
+        credited = session.get(ActivityRecord, world.credited_id)
+        assert credited is not None
+        [refused] = activity_service.ingest(  # overlaps the credited trip
+            session,
+            world.partner.principal,
+            [activity_fx.record(world.puid, start=credited.started_at + timedelta(minutes=5))],
+        )
+        [bus] = activity_service.ingest(
+            session,
+            world.partner.principal,
+            [
+                activity_fx.record(
+                    world.puid,
+                    scenario="bus",
+                    start=credited.started_at - timedelta(hours=3),
+                    quantities={"distance_km": "5"},
+                )
+            ],
+        )
+        session.flush()
+        login_as(client, world.citizen.token)
+        everything = client.get("/me/records?lang=zh").text
+        for rid in (world.credited_id, world.review_id, refused["record_id"], bus["record_id"]):
+            assert f'href="/me/records/{rid}"' in everything
+        assert 'href="/me/records?scenario=bus"' in everything
+        only_refused = client.get("/me/records?status=rejected&lang=zh").text
+        assert f'href="/me/records/{refused["record_id"]}"' in only_refused
+        assert f'href="/me/records/{world.credited_id}"' not in only_refused
+        assert "你的另一条记录覆盖了同一时段。" in only_refused  # the reason, in the list
+        only_bus = client.get("/me/records?scenario=bus").text
+        assert f'href="/me/records/{bus["record_id"]}"' in only_bus
+        assert f'href="/me/records/{world.credited_id}"' not in only_bus
+        nothing = client.get("/me/records?scenario=bus&status=review&lang=zh").text
+        assert "没有符合条件的记录。" in nothing
+        # A hand-edited link with an unknown value shows everything instead of failing.
+        odd = client.get("/me/records?status=lost&scenario=teleport")
+        assert odd.status_code == 200 and f'href="/me/records/{world.credited_id}"' in odd.text
+        api = client.get("/v1/me/records?status=rejected", headers=world.citizen.headers)
+        assert [r["id"] for r in api.json()["items"]] == [refused["record_id"]]
+        bad = client.get("/v1/me/records?status=lost", headers=world.citizen.headers)
+        assert (bad.status_code, bad.json()["code"]) == (422, "unknown_status")
+
     def test_someone_elses_record_is_not_found(self, client, session, world):
         other = identity_service.citizen_for_phone(session, "13912345678")
         token = identity_service.issue_token(session, identity_service.citizen_principal(other))

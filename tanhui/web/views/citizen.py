@@ -172,15 +172,29 @@ def records(
     principal: Principal = Depends(citizen_page),
 ) -> HTMLResponse:
     before = to_int(request.query_params.get("before"))
+    scenarios = activity_service.citizen_scenarios(session, principal.id)
+    # Unknown filter values show everything rather than an error: they come from hand-edited links.
+    scenario = request.query_params.get("scenario")
+    scenario = scenario if scenario in scenarios else None
+    status = request.query_params.get("status")
+    status = status if status in activity_service.CITIZEN_STATUSES else None
     fetched: list[dict[str, Any]] = activity_service.citizen_records(
-        session, principal.id, limit=PAGE + 1, before_id=before
+        session, principal.id, limit=PAGE + 1, before_id=before, scenario=scenario, status=status
     )
     more = len(fetched) > PAGE
     rows = fetched[:PAGE]
     return render.render(
         request,
         "citizen/records.html",
-        {"records": rows, "more": more, "next_before": rows[-1]["id"] if rows else None},
+        {
+            "records": rows,
+            "more": more,
+            "next_before": rows[-1]["id"] if rows else None,
+            "scenarios": scenarios,
+            "statuses": activity_service.CITIZEN_STATUSES,
+            "scenario": scenario,
+            "status": status,
+        },
         principal=principal,
     )
 
