@@ -502,6 +502,8 @@ POSTS = [
     "/console/review/{review}",
     "/console/review",
     "/console/rules",
+    "/console/partners/applications/1",
+    "/partners/apply",
     "/console/methodologies/upload",
     "/console/methodologies/publish",
     "/console/partners",

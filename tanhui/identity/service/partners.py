@@ -490,6 +490,14 @@ def apply_as_partner(
         raise InvalidInput(
             "name, licence_no and data_collection are required", code="incomplete_application"
         )
+    for field, value, most in (
+        ("name", application.name, 200),
+        ("licence_no", application.licence_no, 64),
+        ("data_collection", application.data_collection, 5000),
+        ("contact", contact or "", 200),
+    ):
+        if len(value) > most:
+            raise InvalidInput(f"{field} has at most {most} characters", field=field)
     if idempotency_key is None:
         session.add(application)
         session.flush()

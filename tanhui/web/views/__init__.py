@@ -10,6 +10,7 @@ from tanhui.web import render, security
 from tanhui.web.auth import LoginRequired
 from tanhui.web.views import (
     account,
+    applications,
     citizen,
     common,
     console,
@@ -29,6 +30,7 @@ routers: list[APIRouter] = [
     mall.router,
     account.router,
     console.router,
+    applications.router,
     projects.router,
     registry.router,
     rules.router,

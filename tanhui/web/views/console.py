@@ -26,6 +26,7 @@ from tanhui.ledger import service as ledger_service
 from tanhui.mall import service as mall_service
 from tanhui.methodology import service as methodology_service
 from tanhui.methodology.errors import MethodologyInvalid
+from tanhui.methodology.loader import SCENARIOS
 from tanhui.projects import service as projects_service
 from tanhui.registry import service as registry_service
 from tanhui.web import charts, formatting, i18n, render
@@ -48,6 +49,7 @@ router = APIRouter(prefix="/console", include_in_schema=False)
 
 REVIEWERS = ("reviewer", "operator_admin")
 REVIEW_PAGE = 50  # held records shown at once, oldest first
+RECENT_DECISIONS = 10  # decided partner applications listed under the pending ones
 OPERATORS = ("operator_admin",)
 DASHBOARD_DAYS = 14
 
@@ -469,7 +471,7 @@ def factors(
 # --- partners -----------------------------------------------------------------------------------
 
 
-def _partners_page(
+def partners_page(
     request: Request,
     session: Session,
     principal: Principal,
@@ -477,10 +479,16 @@ def _partners_page(
     created: Any = None,
     errors: dict[str, str] | None = None,
     form: dict[str, str] | None = None,
+    application_errors: dict[int, dict[str, str]] | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
+    """The partners with their keys, the applications waiting for a decision (and the last ones
+    decided), and the form that onboards a partner directly."""
     partners = identity_service.list_partners(session)
     keys = {p.id: identity_service.partner_keys(session, p.id) for p in partners}
+    applications = identity_service.list_applications(session)
+    pending = [a for a in applications if a.status == "pending"]
+    decided = [a for a in applications if a.status != "pending"][:RECENT_DECISIONS]
     return render.render(
         request,
         "console/partners.html",
@@ -490,6 +498,11 @@ def _partners_page(
             "created": created,
             "errors": errors or {},
             "form": form or {},
+            "pending": pending[::-1],  # oldest first, as a queue
+            "decided": decided,
+            "application_errors": application_errors or {},
+            "can_decide": principal.has_role(*REVIEWERS),
+            "scenario_codes": SCENARIOS,
             "flash": flash(request),
         },
         principal=principal,
@@ -503,7 +516,7 @@ def partners(
     session: Session = Depends(get_session),
     principal: Principal = Depends(staff_page),
 ) -> HTMLResponse:
-    return _partners_page(request, session, principal)
+    return partners_page(request, session, principal)
 
 
 @router.post("/partners", response_class=HTMLResponse)
@@ -534,7 +547,7 @@ def partner_create(
         )
     except TanhuiError as exc:
         session.rollback()
-        return _partners_page(
+        return partners_page(
             request,
             session,
             principal,
@@ -543,7 +556,7 @@ def partner_create(
             status_code=exc.status_code,
         )
     # The secret is shown once, on this response only: it is stored encrypted and never listed.
-    return _partners_page(request, session, principal, created=created)
+    return partners_page(request, session, principal, created=created)
 
 
 @router.post("/partners/{partner_id}/rotate", response_class=HTMLResponse)
@@ -563,7 +576,7 @@ def partner_rotate(
         session.rollback()
         return error_page(request, exc, principal, back="/console/partners")
     # Shown once, like a new partner's first secret; the old keys stay valid for the grace period.
-    return _partners_page(request, session, principal, created=new_key)
+    return partners_page(request, session, principal, created=new_key)
 
 
 @router.post("/partners/keys/{key_id}/revoke", response_class=HTMLResponse)
