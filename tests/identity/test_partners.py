@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+import pytest
+
 from tanhui.identity import service as identity_service
 from tanhui.identity import signing
+from tanhui.kit.db import create_db_engine, make_session_factory, session_scope
+from tanhui.kit.errors import TanhuiError
 from tests.fixtures import identity as f
+from tests.fixtures.locks import commit_once_the_other_waits
 
 APPLICATION = {
     "name": "深圳巴士集团",
@@ -153,3 +158,52 @@ class TestLapse:
             partner, at=datetime(2030, 1, 1, 15, tzinfo=UTC)
         )
         assert identity_service.approval_lapsed(partner, at=datetime(2030, 1, 1, 16, tzinfo=UTC))
+
+
+@pytest.mark.postgresql_only
+@pytest.mark.parametrize("second", ["approve", "reject"])
+def test_two_reviewers_deciding_one_application_at_once(database_url, second):
+    """A approves and holds its transaction open; B decides the same application meanwhile. B waits
+    for A's row lock and then finds the application decided: one partner, one decision. (Without
+    the lock both saw it pending: two partners, or an approval overwritten by a rejection.)"""
+    factory = make_session_factory(create_db_engine(database_url))
+    until = date.today() + timedelta(days=30)
+    try:
+        with session_scope(factory) as session:
+            reviewer = f.staff(session, "reviewer").principal
+            application = identity_service.apply_as_partner(
+                session,
+                None,
+                name="并发审核",
+                licence_no="91440300192241158P",
+                scenarios=["bus"],
+                data_collection="IC card records",
+            ).id
+        a = factory()
+        identity_service.approve_application(
+            a, reviewer, application, scenarios=["bus"], valid_until=until
+        )
+        outcome: list[str] = []
+
+        def decide() -> None:
+            try:
+                with session_scope(factory) as b:
+                    if second == "approve":
+                        identity_service.approve_application(
+                            b, reviewer, application, scenarios=["bus"], valid_until=until
+                        )
+                    else:
+                        identity_service.reject_application(b, reviewer, application, note="no")
+                outcome.append("ok")
+            except TanhuiError as exc:
+                outcome.append(exc.code)
+
+        commit_once_the_other_waits(a, factory, decide)
+        assert outcome == ["application_not_pending"]
+        with session_scope(factory) as session:
+            decided = identity_service.get_application(session, application)
+            assert decided.status == "approved"
+            named = [p for p in identity_service.list_partners(session) if p.name == "并发审核"]
+            assert len(named) == 1
+    finally:
+        factory.kw["bind"].dispose()

@@ -24,7 +24,7 @@ from tanhui.identity.models import Nonce, Organisation, Partner, PartnerApplicat
 from tanhui.identity.principal import PartnerPrincipal, Principal
 from tanhui.identity.service.accounts import create_organisation, get_organisation
 from tanhui.kit.db import utcnow
-from tanhui.kit.dialect import insert_ignore
+from tanhui.kit.dialect import for_update, insert_ignore
 from tanhui.kit.errors import (
     Conflict,
     Forbidden,
@@ -550,7 +550,16 @@ def list_applications(session: Session, *, status: str | None = None) -> list[Pa
 
 
 def _pending(session: Session, application_id: int) -> PartnerApplication:
-    application = get_application(session, application_id)
+    """The application, locked until the decision commits: of two reviewers deciding it at once
+    (PostgreSQL), the second waits and then finds it decided, so one partner is ever created."""
+    stmt = (
+        select(PartnerApplication)
+        .where(PartnerApplication.id == application_id)
+        .execution_options(populate_existing=True)
+    )
+    application = session.scalars(for_update(session, stmt)).one_or_none()
+    if application is None:
+        raise ApplicationNotFound(f"application {application_id} not found", field="id")
     if application.status != "pending":
         raise ApplicationNotPending(f"application {application_id} is {application.status}")
     return application
