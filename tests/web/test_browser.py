@@ -240,6 +240,9 @@ def test_citizen_journey(site: Site, browser: Any, width: str, lang: str) -> Non
         _shot(page, f"{tag}-{name}")
     page.goto(f"{site.url}/docs/partners")
     _shot(page, f"{tag}-10-partner-docs")
+    page.goto(f"{site.url}/partners/apply")
+    _check_page(page, lang)
+    _shot(page, f"{tag}-11-partner-apply")
     context.close()
 
 
