@@ -390,10 +390,12 @@ def staff_records(
     *,
     limit: int = 50,
     before_id: int | None = None,
+    why: str = "staff lookup",
 ) -> list[dict[str, Any]]:
-    """A citizen's records as staff see them (support, fraud investigation); the read is logged."""
+    """A citizen's records as staff see them (support, fraud investigation); the read is logged
+    with `why`, which the citizen sees."""
     identity_service.log_access(
-        session, citizen_id=citizen_id, actor=actor, what="activity records", why="staff lookup"
+        session, citizen_id=citizen_id, actor=actor, what="activity records", why=why
     )
     stmt = select(ActivityRecord).where(ActivityRecord.citizen_id == citizen_id)
     if before_id is not None:

@@ -20,6 +20,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
+from tanhui.identity import service as identity_service
 from tanhui.identity.principal import Principal as Actor
 from tanhui.incentives import service as incentives_service
 from tanhui.kit.db import utcnow
@@ -545,7 +546,11 @@ FULFIL: dict[str, Callable[[Session, Order, Reward, datetime], list[str]]] = {
 # --- reading orders --------------------------------------------------------------------------------
 
 
-def order_view(session: Session, order: Order, *, owner: bool) -> OrderView:
+def order_view(
+    session: Session, order: Order, *, owner: bool, reader: Actor | None = None
+) -> OrderView:
+    """The order as its owner, or (`owner` False) as the merchant or an operator sees it; a
+    shipping address shown to `reader`, who is not the owner, is logged for the citizen."""
     reward = session.get(Reward, order.reward_id)
     assert reward is not None
     codes: list[str] = []
@@ -554,6 +559,8 @@ def order_view(session: Session, order: Order, *, owner: bool) -> OrderView:
             session.scalars(select(Code.code).where(Code.order_id == order.id).order_by(Code.id))
         )
     address = decrypt_address(order.shipping_encrypted) if order.kind == "physical" else None
+    if not owner:
+        _log_address_reads(session, reader, [order])
     return OrderView(order, reward, codes, address)
 
 
@@ -564,7 +571,7 @@ def get_order(session: Session, actor: Actor, order_id: int) -> OrderView:
     if actor.kind == "citizen" and order.citizen_id == actor.id:
         return order_view(session, order, owner=True)
     if actor.kind == "staff" and _may_manage(actor, order.merchant_org_id):
-        return order_view(session, order, owner=False)  # codes are the citizen's alone
+        return order_view(session, order, owner=False, reader=actor)  # codes: the citizen's alone
     raise OrderNotFound(f"order {order_id} does not exist", field="order_id")
 
 
@@ -588,10 +595,30 @@ def merchant_orders(
     if before_id is not None:
         stmt = stmt.where(Order.id < before_id)
     orders = session.scalars(stmt.order_by(Order.id.desc()).limit(min(limit, 200))).all()
-    return _views(session, orders, owner=False)
+    return _views(session, orders, owner=False, reader=actor)
 
 
-def _views(session: Session, orders: Sequence[Order], *, owner: bool) -> list[OrderView]:
+def _log_address_reads(session: Session, actor: Actor | None, orders: Sequence[Order]) -> None:
+    """Staff reading orders see the shipping addresses in them: a read of personal data, which goes
+    into each citizen's access log."""
+    if actor is None or actor.kind != "staff":
+        return
+    citizens = {o.citizen_id for o in orders if o.kind == "physical" and o.shipping_encrypted}
+    for citizen_id in sorted(c for c in citizens if c is not None):
+        identity_service.log_access(
+            session,
+            citizen_id=citizen_id,
+            actor=actor,
+            what="shipping address",
+            why="order fulfilment",
+        )
+
+
+def _views(
+    session: Session, orders: Sequence[Order], *, owner: bool, reader: Actor | None = None
+) -> list[OrderView]:
+    if not owner:
+        _log_address_reads(session, reader, orders)
     reward_ids = {o.reward_id for o in orders}
     rewards = {r.id: r for r in session.scalars(select(Reward).where(Reward.id.in_(reward_ids)))}
     codes: dict[int, list[str]] = {}
@@ -647,7 +674,7 @@ def ship_order(session: Session, actor: Actor, order_id: int, *, tracking_no: st
         tracking_no=tracking_no.strip(),
         fulfilled_at=utcnow(),
     )
-    return order_view(session, order, owner=False)
+    return order_view(session, order, owner=False, reader=actor)
 
 
 def complete_order(session: Session, actor: Actor, order_id: int) -> OrderView:
@@ -659,7 +686,7 @@ def complete_order(session: Session, actor: Actor, order_id: int) -> OrderView:
     if not owner and not (actor.kind == "staff" and _may_manage(actor, order.merchant_org_id)):
         raise OrderNotFound(f"order {order_id} does not exist", field="order_id")
     _transition(session, order, ["fulfilled"], status="completed", completed_at=utcnow())
-    return order_view(session, order, owner=owner)
+    return order_view(session, order, owner=owner, reader=actor)
 
 
 def _managed_order(session: Session, actor: Actor, order_id: int) -> Order:
@@ -686,7 +713,7 @@ def cancel_order(
     if not owner and not staff:
         raise OrderNotFound(f"order {order_id} does not exist", field="order_id")
     if order.status in ("cancelled", "failed"):
-        return order_view(session, order, owner=owner)  # a retried cancel answers the same
+        return order_view(session, order, owner=owner, reader=actor)  # a retry answers the same
     allowed = ["placed"] if order.kind == "physical" or not owner else ["placed", "fulfilled"]
     if staff:
         allowed = ["placed", "fulfilled"]
@@ -743,7 +770,7 @@ def cancel_order(
         )
         session.refresh(reward)
     session.flush()
-    return order_view(session, order, owner=owner)
+    return order_view(session, order, owner=owner, reader=actor)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tanhui.identity import service as identity_service
 from tanhui.incentives import service as incentives_service
 from tanhui.ledger import service as ledger_service
 from tanhui.mall.models import Order, Reward
@@ -154,6 +155,12 @@ class TestOtherKinds:
             headers=m.headers,
         )
         assert shipped.json()["status"] == "fulfilled", shipped.text
+        # The merchant shipping it read the address: the citizen sees that in their log.
+        assert shipped.json()["shipping_address"] == address
+        reads = identity_service.access_log(session, alice.id)
+        assert [(e.what, e.why, e.actor_kind) for e in reads] == [
+            ("shipping address", "order fulfilment", "staff")
+        ]
         done = client.post(f"/v1/mall/orders/{order['id']}/complete", headers=alice.headers)
         assert done.json()["status"] == "completed"
         assert ledger_service.check(session) == []

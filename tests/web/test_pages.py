@@ -28,6 +28,7 @@ CONSOLE_PAGES = [
     "/console/staff",
     "/console/password",
     "/console/rules",
+    "/console/citizens",
 ]
 
 
@@ -503,6 +504,7 @@ POSTS = [
     "/console/review",
     "/console/rules",
     "/console/partners/applications/1",
+    "/console/citizens",
     "/partners/apply",
     "/console/methodologies/upload",
     "/console/methodologies/publish",

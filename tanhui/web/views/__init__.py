@@ -21,6 +21,7 @@ from tanhui.web.views import (
     registry,
     rules,
     staff,
+    support,
 )
 
 routers: list[APIRouter] = [
@@ -36,6 +37,7 @@ routers: list[APIRouter] = [
     rules.router,
     staff.router,
     staff.own_router,
+    support.router,
 ]
 
 

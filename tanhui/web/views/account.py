@@ -123,12 +123,23 @@ def authorize_submit(
     return render.redirect(grant.redirect_url)
 
 
+ACCESS_SHOWN = 50  # the latest reads of the citizen's data on the page; the export holds all
+
+
 @router.get("/me/privacy", response_class=HTMLResponse)
-def privacy(request: Request, principal: Principal = Depends(citizen_page)) -> HTMLResponse:
+def privacy(
+    request: Request,
+    session: Session = Depends(get_session),
+    principal: Principal = Depends(citizen_page),
+) -> HTMLResponse:
     return render.render(
         request,
         "citizen/privacy.html",
-        {"step": "start", "flash": flash(request)},
+        {
+            "step": "start",
+            "flash": flash(request),
+            "reads": identity_service.access_log(session, principal.id, limit=ACCESS_SHOWN),
+        },
         principal=principal,
     )
 

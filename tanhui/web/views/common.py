@@ -110,6 +110,7 @@ ERROR_TEXT: dict[str, str] = {
     # Services speak English with stable codes; the pages say the common ones in the reader's
     # language. An unknown code shows the service's own message.
     "invalid_phone": N_("Enter an 11-digit mainland China mobile number."),
+    "citizen_not_found": N_("No citizen uses this phone number."),
     "invalid_otp": N_("The code is wrong or has expired; request a new one."),
     "otp_rate_limited": N_("Too many codes were requested for this number; try again later."),
     "otp_delivery_failed": N_("The code could not be sent just now; try again in a moment."),
