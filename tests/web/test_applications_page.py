@@ -51,7 +51,7 @@ def test_an_organisation_applies_once_even_if_it_sends_twice(client, session):
         ({"scenario_bus": "", "scenario_metro": ""}, "e-scenarios", "请至少选择一个场景"),
         ({"name": ""}, "e-name", "此项必填"),
         ({"redirect_uris": "http://bus.example/cb"}, "e-redirect_uris", "请填写 https 地址"),
-        ({"name": "名" * 201}, "e-name", "at most 200"),
+        ({"name": "名" * 201}, "e-name", "内容过长，请缩短。"),
     ],
 )
 def test_a_bad_application_is_shown_beside_its_field(client, session, changes, where, text):

@@ -497,7 +497,9 @@ def apply_as_partner(
         ("contact", contact or "", 200),
     ):
         if len(value) > most:
-            raise InvalidInput(f"{field} has at most {most} characters", field=field)
+            raise InvalidInput(
+                f"{field} has at most {most} characters", code="too_long", field=field
+            )
     if idempotency_key is None:
         session.add(application)
         session.flush()

@@ -149,6 +149,7 @@ ERROR_TEXT: dict[str, str] = {
     "invalid_scenarios": N_("Unknown or empty scenarios."),
     "invalid_redirect_uri": N_("Give https addresses (http only for localhost), without a # part."),
     "invalid_date": N_("Choose a day from today on."),
+    "too_long": N_("This is too long; shorten it."),
     "idempotency_conflict": N_("This form was already sent with other values; reload the page."),
     "staff_not_found": N_("This staff user does not exist."),
     "last_operator_admin": N_(
