@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query
+from fastapi.responses import PlainTextResponse
 from sqlalchemy.orm import Session
 
 from tanhui.identity.auth import require_role
@@ -89,6 +90,25 @@ def upload_methodology(
 def get_methodology(methodology_id: str, session: Session = Depends(get_session)) -> dict[str, Any]:
     versions = methodology_service.versions(session, methodology_id)
     return {"id": methodology_id, "versions": [m.describe() for m in versions]}
+
+
+@router.get(
+    "/{methodology_id}/versions/{version}.toml",
+    response_class=PlainTextResponse,
+    summary="A version's defining TOML text, exactly as stored: its SHA-256 is the version's sha256",
+)
+def methodology_toml(
+    methodology_id: str, version: str, session: Session = Depends(get_session)
+) -> PlainTextResponse:
+    m = methodology_service.get(session, methodology_id, version)
+    return PlainTextResponse(
+        m.source_text,
+        media_type="application/toml; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="{m.id}@{m.version}.toml"',
+            "X-Content-SHA256": m.sha256,
+        },
+    )
 
 
 @router.get(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import httpx
 from sqlalchemy.orm import Session
 
@@ -44,6 +46,26 @@ class TestRead:
         r = client.get("/v1/methodologies/wuhan-bike-share")
         assert [v["version"] for v in r.json()["versions"]] == ["1", "2"]
         assert client.get("/v1/methodologies/atlantis").status_code == 404
+
+    def test_anyone_can_check_a_versions_sha256_against_its_text(
+        self, client: httpx.Client, session: Session
+    ) -> None:
+        shipped = client.get("/v1/methodologies/shenzhen-metro/versions/1.toml")
+        assert shipped.status_code == 200, shipped.text
+        assert shipped.headers["content-type"].startswith("application/toml")
+        assert shipped.content == METRO_V1.encode("utf-8")
+        described = client.get("/v1/methodologies/shenzhen-metro").json()["versions"][0]
+        assert hashlib.sha256(shipped.content).hexdigest() == described["sha256"]
+        assert shipped.headers["x-content-sha256"] == described["sha256"]
+        # An uploaded version too, byte for byte as the operator sent it.
+        admin = staff(session, "operator_admin")
+        up = client.post("/v1/methodologies", json={"toml": METRO_V2}, headers=auth(admin.token))
+        assert up.status_code == 201, up.text
+        uploaded = client.get("/v1/methodologies/shenzhen-metro/versions/2.toml")
+        assert uploaded.content == METRO_V2.encode("utf-8")
+        assert hashlib.sha256(uploaded.content).hexdigest() == up.json()["sha256"]
+        missing = client.get("/v1/methodologies/shenzhen-metro/versions/9.toml")
+        assert missing.status_code == 404 and missing.json()["code"]
 
     def test_calculate_dry_run_with_trace(self, client: httpx.Client) -> None:
         r = client.post(

@@ -414,6 +414,7 @@ class TestConsole:
         zh = client.get("/console/methodologies/shenzhen-metro?lang=zh").text
         assert "乘坐地铁每人每公里的减排量" in zh and "出行距离" in zh
         assert "Reduction per person-km" not in zh
+        assert 'href="/v1/methodologies/shenzhen-metro/versions/1.toml"' in zh
         en = client.get("/console/methodologies/shenzhen-metro?lang=en").text
         assert "Reduction per person-km for a metro trip" in en
 
