@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import String, Table, cast, func, select, update
+from sqlalchemy import String, Table, case, cast, func, select, update
 from sqlalchemy.orm import Session
 
 from tanhui.activity import checks
@@ -230,11 +230,16 @@ def _held_for(reason: str) -> Any:
 
 def review_counts(session: Session) -> dict[str, int]:
     """How many records wait for review, in all (`total`) and by the reason that held them."""
-    held = select(func.count()).where(ActivityRecord.status == REVIEW)
-    counts = {"total": int(session.scalar(held) or 0)}
-    for reason in REVIEW_REASONS:
-        counts[reason] = int(session.scalar(held.where(_held_for(reason))) or 0)
-    return counts
+    row = session.execute(
+        select(
+            func.count(),
+            *(func.coalesce(func.sum(case((_held_for(r), 1), else_=0)), 0) for r in REVIEW_REASONS),
+        ).where(ActivityRecord.status == REVIEW)
+    ).one()
+    return {
+        "total": int(row[0]),
+        **{r: int(n) for r, n in zip(REVIEW_REASONS, row[1:], strict=True)},
+    }
 
 
 def review_queue(

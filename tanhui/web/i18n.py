@@ -18,6 +18,13 @@ from babel.support import NullTranslations, Translations
 from markupsafe import Markup
 
 LOCALE_DIR = Path(__file__).parent / "locale"
+
+
+def N_(message: str) -> str:
+    """Marks a msgid for extraction; translated where it is shown."""
+    return message
+
+
 LANGUAGES: dict[str, str] = {"zh": "zh_CN", "en": "en"}
 """URL/cookie code -> catalogue folder. Chinese first: "zh" is the default."""
 DEFAULT_LANGUAGE = "zh"

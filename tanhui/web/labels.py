@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 from tanhui.web import i18n
-
-
-def N_(message: str) -> str:
-    """Marks a msgid for extraction; translated where it is shown."""
-    return message
-
+from tanhui.web.i18n import N_
 
 SCENARIO_NAMES = {
     "metro": N_("Metro"),

@@ -544,11 +544,20 @@ def get_application(session: Session, application_id: int) -> PartnerApplication
     return application
 
 
-def list_applications(session: Session, *, status: str | None = None) -> list[PartnerApplication]:
+def list_applications(
+    session: Session,
+    *,
+    status: str | None = None,
+    decided: bool = False,
+    limit: int | None = None,
+) -> list[PartnerApplication]:
+    """Newest first: of one status, or only the decided ones, or all; at most `limit`."""
     stmt = select(PartnerApplication)
     if status:
         stmt = stmt.where(PartnerApplication.status == status)
-    return list(session.scalars(stmt.order_by(PartnerApplication.id.desc())))
+    if decided:
+        stmt = stmt.where(PartnerApplication.status != "pending")
+    return list(session.scalars(stmt.order_by(PartnerApplication.id.desc()).limit(limit)))
 
 
 def _pending(session: Session, application_id: int) -> PartnerApplication:

@@ -17,12 +17,7 @@ from fastapi.responses import HTMLResponse
 from tanhui.identity.principal import Principal
 from tanhui.kit.errors import Forbidden, TanhuiError
 from tanhui.web import i18n, render, security
-
-
-def N_(message: str) -> str:
-    """Marks a msgid for extraction; translated where it is shown."""
-    return message
-
+from tanhui.web.i18n import N_
 
 FLASH: dict[str, tuple[str, str]] = {
     # key -> (kind, English msgid); ?done=<key> after a POST-redirect-GET

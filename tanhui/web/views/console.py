@@ -486,9 +486,8 @@ def partners_page(
     decided), and the form that onboards a partner directly."""
     partners = identity_service.list_partners(session)
     keys = {p.id: identity_service.partner_keys(session, p.id) for p in partners}
-    applications = identity_service.list_applications(session)
-    pending = [a for a in applications if a.status == "pending"]
-    decided = [a for a in applications if a.status != "pending"][:RECENT_DECISIONS]
+    pending = identity_service.list_applications(session, status="pending")
+    decided = identity_service.list_applications(session, decided=True, limit=RECENT_DECISIONS)
     return render.render(
         request,
         "console/partners.html",
