@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -96,6 +98,8 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 _BUSY_TIMEOUT_S = 10
+# About SQLite's default automatic checkpoint (1,000 pages): a written row dirties a page or more.
+_CHECKPOINT_ROWS = 1000
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -113,6 +117,8 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     # The default page cache is 2 MB: once the ingestion indexes outgrow it, every batch re-reads
     # their pages through the OS. 64 MB per connection, allocated only as it fills.
     cursor.execute("PRAGMA cache_size=-65536")
+    # Checkpoints run after the writer queue is let go (`_WriterQueue.wrote`), not inside COMMIT.
+    cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.close()
 
 
@@ -140,6 +146,7 @@ class _WriterQueue:
         self._threads = threading.Lock()
         self._path = f"{database}.writer" if database and database != ":memory:" else None
         self._fd: int | None = None  # open while this process holds the queue
+        self._unchecked = 0  # rows this process wrote since its last checkpoint
 
     def acquire(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -163,6 +170,19 @@ class _WriterQueue:
                     return False
                 time.sleep(0.0005)
 
+    def wrote(self, rows: int, dbapi_connection: Any) -> None:
+        """After a commit, once the queue is let go: copy the WAL back into the database file every
+        `_CHECKPOINT_ROWS` rows this process wrote. SQLite's own automatic checkpoint runs inside
+        COMMIT, which the queue would then wait for; here the next writer writes meanwhile (a
+        PASSIVE checkpoint takes no write lock)."""
+        self._unchecked += rows
+        if self._unchecked < _CHECKPOINT_ROWS:
+            return
+        self._unchecked = 0
+        # Best effort: the next one copies what this one could not.
+        with contextlib.suppress(sqlite3.Error):
+            dbapi_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").close()
+
     def release(self) -> None:
         fd, self._fd = self._fd, None
         if fd is not None:
@@ -170,8 +190,16 @@ class _WriterQueue:
         self._threads.release()
 
 
+_HOLDS_QUEUE = "tanhui_writer_queue"
+
+
 def _install_writer_queue(engine: Engine) -> None:
     """Queue transactions on `_WriterQueue` before BEGIN IMMEDIATE; read-only ones skip both.
+
+    The queue is let go once the DBAPI COMMIT or ROLLBACK has returned. SQLAlchemy's `commit` and
+    `rollback` events fire before it, and a writer let in there met a database still locked by the
+    COMMIT writing its pages: it then slept in SQLite's busy handler (1, 2, 5 ms...) while the
+    database sat idle. So the dialect's own two calls are wrapped, on this engine's dialect only.
 
     After the busy timeout the transaction proceeds to BEGIN IMMEDIATE anyway, which then decides
     as SQLite would without the queue.
@@ -191,16 +219,35 @@ def _install_writer_queue(engine: Engine) -> None:
                 queue.release()
             raise
         if held:
-            connection.info["tanhui_writer_queue"] = queue
+            connection.info[_HOLDS_QUEUE] = connection.connection.total_changes
 
-    def end(connection: Any) -> None:
-        held = connection.info.pop("tanhui_writer_queue", None)
-        if held is not None:
-            held.release()
+    def releasing(finish: Callable[[Any], None], *, committing: bool) -> Callable[[Any], None]:
+        def end(dbapi_connection: Any) -> None:
+            try:
+                info = dbapi_connection.info  # the pool's proxy: the Connection's `info`
+            except (AttributeError, NotImplementedError):  # a bare or first-connect one
+                info = {}
+            try:
+                finish(dbapi_connection)
+            finally:
+                changes_at_begin = info.pop(_HOLDS_QUEUE, None)
+                if changes_at_begin is not None:
+                    queue.release()
+            if changes_at_begin is not None and committing:
+                queue.wrote(dbapi_connection.total_changes - changes_at_begin, dbapi_connection)
+
+        return end
+
+    def invalidated(_dbapi_connection: Any, record: Any, _exception: Any = None) -> None:
+        # A connection dropped mid-transaction gets no ROLLBACK call: its queue goes here.
+        if record is not None and record.info.pop(_HOLDS_QUEUE, None) is not None:
+            queue.release()
 
     event.listen(engine, "begin", begin)
-    event.listen(engine, "commit", end)
-    event.listen(engine, "rollback", end)
+    event.listen(engine, "invalidate", invalidated)
+    dialect: Any = engine.dialect  # an instance of this engine's own
+    dialect.do_commit = releasing(dialect.do_commit, committing=True)
+    dialect.do_rollback = releasing(dialect.do_rollback, committing=False)
 
 
 def create_db_engine(url: str, **kwargs: Any) -> Engine:

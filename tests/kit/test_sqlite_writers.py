@@ -3,13 +3,15 @@ the busy handler; read-only transactions wait for no writer."""
 
 from __future__ import annotations
 
+import fcntl
 import multiprocessing
+import os
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from tanhui.kit.db import (
     create_db_engine,
@@ -94,3 +96,68 @@ def test_a_read_only_session_reads_while_a_writer_holds_the_queue(engine) -> Non
             assert time.monotonic() - started < 2
         with session_scope(reading) as session:
             assert session.execute(text("SELECT n FROM counter")).scalar_one() == 41
+
+
+def test_the_next_writer_starts_after_the_commit_has_ended(tmp_path: Path) -> None:
+    """With SQLite's own busy wait turned off, a writer let in while the previous COMMIT is still
+    writing would fail at once ("database is locked"); queued writers never meet that."""
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'commits.db'}", pool_size=8)
+    event.listen(engine, "connect", lambda c, _: c.execute("PRAGMA busy_timeout=0"))
+    with engine.begin() as c:
+        c.execute(text("CREATE TABLE wide (k INTEGER PRIMARY KEY, v TEXT NOT NULL)"))
+    factory = make_session_factory(engine)
+
+    def work(_: int) -> None:
+        for _n in range(40):
+            # Enough pages that each COMMIT takes a while to write them to the WAL.
+            with session_scope(factory) as session:
+                session.execute(text("INSERT INTO wide (v) VALUES (:v)"), [{"v": "x" * 2000}] * 50)
+
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(work, range(4)))
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT count(*) FROM wide")).scalar_one() == 4 * 40 * 50
+    finally:
+        engine.dispose()
+
+
+def _writer_file_free(path: Path) -> bool:
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def test_a_connection_dropped_mid_transaction_lets_the_queue_go(engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    writer = tmp_path / "writers.db.writer"
+    with engine.connect() as connection:
+        connection.begin()
+        connection.execute(text("UPDATE counter SET n = 7"))
+        assert not _writer_file_free(writer)
+        connection.invalidate()
+        assert _writer_file_free(writer)
+    with engine.begin() as connection:  # and the next writer in this process gets in
+        assert connection.execute(text("SELECT n FROM counter")).scalar_one() == 0
+
+
+def test_the_write_ahead_log_is_copied_back_as_writers_commit(tmp_path: Path) -> None:
+    """SQLite's automatic checkpoint is off (it would run inside COMMIT, with the queue held); the
+    queue's own keeps the log from growing with everything ever written."""
+    path = tmp_path / "log.db"
+    engine = create_db_engine(f"sqlite:///{path}")
+    try:
+        with engine.begin() as c:
+            c.execute(text("CREATE TABLE wide (k INTEGER PRIMARY KEY, v TEXT NOT NULL)"))
+        for _ in range(100):
+            with engine.begin() as c:  # 100 x 50 rows of 2 kB: 10 MB written in all
+                c.execute(text("INSERT INTO wide (v) VALUES (:v)"), [{"v": "x" * 2000}] * 50)
+        assert Path(f"{path}-wal").stat().st_size < 3_000_000
+        with engine.connect() as c:
+            assert c.execute(text("SELECT count(*) FROM wide")).scalar_one() == 5000
+    finally:
+        engine.dispose()
