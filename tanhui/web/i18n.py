@@ -48,6 +48,11 @@ def translations(lang: str) -> NullTranslations:
     return Translations(buffer, domain="messages")
 
 
+def in_catalogue(message: str) -> bool:
+    """Whether `message` is one of the catalogue's msgids (the Chinese one translates them all)."""
+    return translations("zh").gettext(message) != message
+
+
 def pick(query: str | None, cookie: str | None) -> str:
     for candidate in (query, cookie):
         if candidate in LANGUAGES:

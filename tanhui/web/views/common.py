@@ -160,14 +160,154 @@ ERROR_TEXT: dict[str, str] = {
     "unknown_role": N_("Unknown role."),
     "no_roles": N_("Choose at least one role."),
     "organisation_not_found": N_("This organisation does not exist."),
+    "bad_request": N_("The request is not valid."),
+    "invalid_input": N_("Something in the form is not valid."),
+    "not_found": N_("This does not exist."),
+    "conflict": N_("This cannot be done in the current state."),
+    "forbidden": N_("You may not do this."),
+    "unauthorized": N_("Log in first."),
+    "not_authenticated": N_("Log in first."),
+    "account_not_found": N_("This account does not exist."),
+    "already_issued": N_("Some of these records were already issued or are not credited."),
+    "already_reversed": N_("This was already reversed."),
+    "application_not_found": N_("This application does not exist."),
+    "application_not_pending": N_("This application was already decided."),
+    "award_not_found": N_("No points were awarded for this."),
+    "bad_signature": N_("The request signature is wrong."),
+    "bad_tree_size": N_("This log size is not valid."),
+    "batch_not_found": N_("This credit batch does not exist."),
+    "binding_revoked": N_("This link was revoked; authorise the app again."),
+    "calculation_overflow": N_(
+        "The calculation gives a number too large to store; check the inputs."
+    ),
+    "cannot_reverse_reversal": N_("A reversal cannot itself be reversed."),
+    "citizen_only": N_("Only citizens can do this."),
+    "clock_skew": N_("The request time is too far from the server's clock."),
+    "empty_file": N_("The file is empty."),
+    "factor_not_in_force": N_("An emission factor is not in force on this date."),
+    "file_too_large": N_("The file is too large."),
+    "hold_not_found": N_("This hold does not exist."),
+    "hold_not_pending": N_("This hold was already settled."),
+    "import_rejected": N_("The import was refused; nothing was imported."),
+    "incomplete_application": N_(
+        "Give the organisation's name, licence number and how the data is collected."
+    ),
+    "insufficient_credits": N_("There are not enough credits in this account."),
+    "invalid_batch": N_("The batch is not valid."),
+    "invalid_csv": N_("The file is not a valid CSV file."),
+    "invalid_grace": N_("The grace period must not be negative."),
+    "invalid_grant": N_("This authorisation is not valid or has expired."),
+    "invalid_json": N_("The content is not valid JSON."),
+    "invalid_name": N_("Give a name."),
+    "invalid_partner_user_id": N_("The app's user id is not valid."),
+    "invalid_principal": N_("This kind of user cannot have a token."),
+    "invalid_quantity": N_("A quantity is not valid."),
+    "invalid_record": N_("A record is not valid."),
+    "invalid_status": N_("Choose active or suspended."),
+    "invalid_token": N_("The login has expired; log in again."),
+    "invalid_transition": N_("This step is not possible in the current state."),
+    "key_revoked": N_("This key was revoked."),
+    "leaf_not_found": N_("This entry is not in the log."),
+    "malformed_signature_headers": N_("The signature headers are malformed."),
+    "merchant_only": N_("Only merchants can do this."),
+    "methodology_invalid": N_("The methodology file is not valid."),
+    "methodology_not_found": N_("This methodology does not exist."),
+    "methodology_not_in_force": N_("No methodology version is in force on this date."),
+    "missing_signature_headers": N_("The request is not signed."),
+    "nonce_reused": N_("This request was already sent (the nonce was used)."),
+    "not_a_partner_organisation": N_("This organisation is not a partner."),
+    "not_account_holder": N_("You may not move credits of this account."),
+    "not_allowed": N_("You may not do this."),
+    "not_yet_signed": N_("The log has not been signed yet."),
+    "nothing_to_issue": N_("There is nothing to issue."),
+    "operator_only": N_("Only operators can do this."),
+    "outside_crediting_period": N_("This period is outside the project's crediting period."),
+    "partner_approval_lapsed": N_("The app's approval has lapsed."),
+    "partner_exists": N_("This organisation already is a partner."),
+    "period_overlap": N_("This period overlaps one already reported."),
+    "points_spent": N_("These points were already spent."),
+    "project_not_found": N_("This project does not exist."),
+    "registry_account_not_found": N_("This registry account does not exist."),
+    "report_not_found": N_("This report does not exist."),
+    "retirement_not_found": N_("No retirement has this number."),
+    "scenario_not_applied": N_("The application did not ask for these activities."),
+    "staff_only": N_("Only staff can do this."),
+    "transfer_not_found": N_("This transfer does not exist."),
+    "trust_error": N_("The public log could not do this."),
+    "unbalanced_transfer": N_("The postings do not balance."),
+    "unknown_key": N_("This key is not known."),
+    "unknown_methodology": N_("This methodology does not exist."),
+    "unknown_organisation_kind": N_("Unknown kind of organisation."),
+    "unknown_reason": N_("Unknown review reason."),
+    "unknown_status": N_("Unknown status."),
+    "unsupported_file_type": N_("This type of file is not accepted."),
+    "not_empty": N_("The database already has data."),
 }
+
+# Codes whose service message carries what to fix (a line of a file, a limit, a state): the page
+# says the sentence above, then that message.
+WITH_DETAIL = frozenset(
+    {
+        "bad_request",
+        "invalid_input",
+        "not_found",
+        "conflict",
+        "forbidden",
+        "already_issued",
+        "bad_tree_size",
+        "calculation_overflow",
+        "factor_not_in_force",
+        "file_too_large",
+        "import_rejected",
+        "insufficient_credits",
+        "invalid_batch",
+        "invalid_csv",
+        "invalid_partner_user_id",
+        "invalid_quantity",
+        "invalid_record",
+        "invalid_transition",
+        "leaf_not_found",
+        "malformed_signature_headers",
+        "methodology_invalid",
+        "methodology_not_in_force",
+        "missing_signature_headers",
+        "not_allowed",
+        "nothing_to_issue",
+        "outside_crediting_period",
+        "period_overlap",
+        "points_spent",
+        "scenario_not_applied",
+        "trust_error",
+        "unbalanced_transfer",
+        "unknown_methodology",
+        "unsupported_file_type",
+    }
+)
+# A code without words of its own is said as the kind of error its status is.
+_BY_STATUS = {
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    409: "conflict",
+    422: "invalid_input",
+}
+_GENERIC = frozenset({"bad_request", *_BY_STATUS.values()})
 
 
 def error_map(request: Request, exc: TanhuiError) -> dict[str, str]:
-    """{field: message}; "" is the form-level slot. Known codes are said in the page's language."""
+    """{field: message}; "" is the form-level slot, said in the page's language: the code's own
+    sentence; for a generic code, a message written for the pages (a msgid) if it is one, else
+    the generic sentence. The service's message follows where it tells what to fix."""
     _ = i18n.translator(render.lang_of(request))
-    text = ERROR_TEXT.get(exc.code)
-    return {exc.field or "": _(text) if text else _(exc.message)}
+    code = exc.code
+    if code not in ERROR_TEXT or code in _GENERIC:
+        if exc.message and i18n.in_catalogue(exc.message):
+            return {exc.field or "": _(exc.message)}
+        code = code if code in _GENERIC else _BY_STATUS.get(exc.status_code, "bad_request")
+    text = _(ERROR_TEXT[code])
+    if (code in WITH_DETAIL or code != exc.code) and exc.message:
+        text = _("%(text)s (%(detail)s)") % {"text": text, "detail": exc.message}
+    return {exc.field or "": text}
 
 
 def error_page(
