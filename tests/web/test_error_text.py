@@ -15,8 +15,8 @@ from tanhui.web.views.common import ERROR_TEXT, WITH_DETAIL
 from tests.web.conftest import csrf, login_as
 
 
-def _subclasses(cls: type) -> set[type]:
-    found = set(cls.__subclasses__())
+def _subclasses(cls: type[TanhuiError]) -> set[type[TanhuiError]]:
+    found: set[type[TanhuiError]] = set(cls.__subclasses__())
     for sub in list(found):
         found |= _subclasses(sub)
     return found
