@@ -27,7 +27,7 @@ def _raised_codes() -> set[str]:
     for module in pkgutil.walk_packages(tanhui.__path__, "tanhui."):
         if ".migrations" not in module.name:
             importlib.import_module(module.name)
-    errors = {TanhuiError, *_subclasses(TanhuiError)}
+    errors: set[type[TanhuiError]] = {TanhuiError, *_subclasses(TanhuiError)}
     codes = {cls.code for cls in errors}
     names = {cls.__name__ for cls in errors}
     for path in Path(tanhui.__file__).parent.rglob("*.py"):
@@ -41,6 +41,7 @@ def _raised_codes() -> set[str]:
                 continue
             for keyword in node.keywords:
                 if keyword.arg == "code" and isinstance(keyword.value, ast.Constant):
+                    assert isinstance(keyword.value.value, str), path
                     codes.add(keyword.value.value)
     return codes
 
