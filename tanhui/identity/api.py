@@ -591,18 +591,28 @@ def list_partners(
     "/partners/{partner_id}/keys",
     response_model=schemas.KeyOut,
     status_code=201,
-    summary="Rotate keys: a new key now, the old ones valid for a grace period",
+    summary=(
+        "Rotate keys: a new key now, the old ones valid for a grace period; with an"
+        " Idempotency-Key a retry returns the same key and secret"
+    ),
 )
 def rotate_key(
     partner_id: int,
     body: schemas.KeyRotate | None = None,
+    idempotency_key: str | None = IDEMPOTENCY_KEY,
     principal: Principal = Depends(current_staff),
     session: Session = Depends(get_session),
 ) -> schemas.KeyOut:
     from datetime import timedelta
 
     hours = body.grace_hours if body is not None else 24
-    key = identity_service.rotate_key(session, principal, partner_id, grace=timedelta(hours=hours))
+    key = identity_service.rotate_key(
+        session,
+        principal,
+        partner_id,
+        grace=timedelta(hours=hours),
+        idempotency_key=idempotency_key,
+    )
     return schemas.KeyOut(
         key_id=key.key_id, secret=key.secret, old_keys_valid_until=key.old_keys_valid_until
     )

@@ -174,6 +174,9 @@ class Partner(Base):
 
 class PartnerKey(Base):
     __tablename__ = "identity_partner_key"
+    __table_args__ = (
+        Index("uq_identity_partner_key_idempotency_key", "idempotency_key", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
     key_id: Mapped[str] = mapped_column(String(64), unique=True)
@@ -185,6 +188,9 @@ class PartnerKey(Base):
     # Set when a newer key replaced this one: valid until then (grace period), refused after.
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A rotation retried under the same key answers with this key (its secret included).
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    request_hash: Mapped[str | None] = mapped_column(String(64))
 
 
 class Nonce(Base):

@@ -6,6 +6,7 @@ the language cookie and the CSRF cookie.
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -56,7 +57,13 @@ def reward_image(reward: Any) -> str:
     return f"/static/rewards/{name}"
 
 
-env.globals.update(charts=charts, version=__version__, reward_image=reward_image)
+def form_key() -> str:
+    """A fresh idempotency key for a form: the form sent twice (a double click, a reload) is one
+    request to the service."""
+    return secrets.token_urlsafe(16)
+
+
+env.globals.update(charts=charts, version=__version__, reward_image=reward_image, form_key=form_key)
 
 
 def _lang_filter(fn: Any) -> Any:

@@ -176,10 +176,14 @@ def _require_admin(actor: Principal | None, *roles: str) -> None:
         )
 
 
-def _new_key(session: Session, partner_id: int) -> tuple[str, str]:
+def _new_key(session: Session, partner_id: int, **columns: Any) -> tuple[str, str]:
     key_id = "pk_" + secrets.token_hex(12)
     secret = secrets.token_urlsafe(32)
-    session.add(PartnerKey(key_id=key_id, partner_id=partner_id, secret_encrypted=_encrypt(secret)))
+    session.add(
+        PartnerKey(
+            key_id=key_id, partner_id=partner_id, secret_encrypted=_encrypt(secret), **columns
+        )
+    )
     session.flush()
     return key_id, secret
 
@@ -299,25 +303,68 @@ def rotate_key(
     partner_id: int,
     *,
     grace: timedelta = DEFAULT_GRACE,
+    idempotency_key: str | None = None,
 ) -> NewKey:
-    """A new key valid at once; the partner's older live keys stay valid for `grace`, then expire."""
+    """A new key valid at once; the partner's older live keys stay valid for `grace`, then expire.
+
+    With `idempotency_key`, a rotation sent again answers with the key it made, secret included
+    (its answer may have been lost, and the secret is shown nowhere else); another rotation under
+    that key is refused."""
     partner = get_partner(session, partner_id)
     _may_manage_keys(session, actor, partner)
     if grace < timedelta(0):
         raise InvalidInput("grace must not be negative", code="invalid_grace", field="grace_hours")
-    until = utcnow() + grace
+    if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
+        raise InvalidInput("an idempotency key has 1-200 characters", field="idempotency_key")
+    digest = fingerprint({"partner_id": partner.id, "grace_s": grace.total_seconds()})
+    earlier = _rotated_with(session, idempotency_key)
+    if earlier is None:
+        try:
+            with session.begin_nested():  # a concurrent retry may store the key first
+                return _rotate(session, partner.id, grace, idempotency_key, digest)
+        except IntegrityError:
+            earlier = _rotated_with(session, idempotency_key)
+            if earlier is None:
+                raise
+    if earlier.request_hash != digest:
+        raise IdempotencyConflict(idempotency_key or "")
+    secret = _decrypt(earlier.secret_encrypted)
+    if secret is None:
+        raise Conflict("the key's secret can no longer be read; rotate again", field="key_id")
+    return NewKey(earlier.key_id, secret, earlier.created_at + grace)
+
+
+def _rotate(
+    session: Session, partner_id: int, grace: timedelta, idempotency_key: str | None, digest: str
+) -> NewKey:
+    now = utcnow()
+    until = now + grace
     session.execute(
         update(PartnerKey)
         .where(
-            PartnerKey.partner_id == partner.id,
+            PartnerKey.partner_id == partner_id,
             PartnerKey.revoked_at.is_(None),
             (PartnerKey.expires_at.is_(None)) | (PartnerKey.expires_at > until),
         )
         .values(expires_at=until)
         .execution_options(synchronize_session=False)
     )
-    key_id, secret = _new_key(session, partner.id)
+    key_id, secret = _new_key(
+        session,
+        partner_id,
+        created_at=now,
+        idempotency_key=idempotency_key,
+        request_hash=digest if idempotency_key is not None else None,
+    )
     return NewKey(key_id, secret, until)
+
+
+def _rotated_with(session: Session, idempotency_key: str | None) -> PartnerKey | None:
+    if idempotency_key is None:
+        return None
+    return session.scalars(
+        select(PartnerKey).where(PartnerKey.idempotency_key == idempotency_key)
+    ).first()
 
 
 def revoke_key(session: Session, actor: Principal | None, key_id: str) -> PartnerKey:

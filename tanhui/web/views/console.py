@@ -564,13 +564,16 @@ def partner_rotate(
     partner_id: str,
     session: Session = Depends(get_session),
     principal: Principal = Depends(staff_page),
-    _form: dict[str, str] = Depends(form_data),
+    form: dict[str, str] = Depends(form_data),
 ) -> Response:
     pid = to_int(partner_id)
     try:
         if pid is None:
             raise InvalidInput("no such partner", field="partner_id")
-        new_key = identity_service.rotate_key(session, principal, pid)
+        # The form's own key: a double click shows the one new key twice, not two keys.
+        new_key = identity_service.rotate_key(
+            session, principal, pid, idempotency_key=form.get("rotate_key", "")[:200] or None
+        )
     except TanhuiError as exc:
         session.rollback()
         return error_page(request, exc, principal, back="/console/partners")
