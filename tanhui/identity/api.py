@@ -531,11 +531,15 @@ def get_application(
 
 @router.post(
     "/partners/applications/{application_id}/approve",
-    summary="Approve named scenarios until a day; a new partner gets its first key (shown once)",
+    summary=(
+        "Approve named scenarios until a day; a new partner gets its first key (shown once; with"
+        " an Idempotency-Key, a retry answers again with it)"
+    ),
 )
 def approve_application(
     application_id: int,
     body: schemas.ApplicationApproval,
+    idempotency_key: str | None = IDEMPOTENCY_KEY,
     principal: Principal = Depends(require_role("operator_admin", "reviewer")),
     session: Session = Depends(get_session),
 ) -> dict[str, Any]:
@@ -546,6 +550,7 @@ def approve_application(
         scenarios=body.scenarios,
         valid_until=body.valid_until,
         note=body.note,
+        idempotency_key=idempotency_key,
     )
     return {
         "application": _application_out(application).model_dump(mode="json"),
@@ -565,16 +570,17 @@ def approve_application(
 @router.post(
     "/partners/applications/{application_id}/reject",
     response_model=schemas.PartnerApplicationOut,
-    summary="Reject an application with a reason",
+    summary="Reject an application with a reason (with an Idempotency-Key, a retry is safe)",
 )
 def reject_application(
     application_id: int,
     body: schemas.ApplicationRejection,
+    idempotency_key: str | None = IDEMPOTENCY_KEY,
     principal: Principal = Depends(require_role("operator_admin", "reviewer")),
     session: Session = Depends(get_session),
 ) -> schemas.PartnerApplicationOut:
     application = identity_service.reject_application(
-        session, principal, application_id, note=body.note
+        session, principal, application_id, note=body.note, idempotency_key=idempotency_key
     )
     return _application_out(application)
 

@@ -208,6 +208,7 @@ class PartnerApplication(Base):
     __table_args__ = (
         CheckConstraint("status IN ('pending', 'approved', 'rejected')", name="status_known"),
         Index("uq_identity_partner_application_idempotency_key", "idempotency_key", unique=True),
+        Index("uq_identity_partner_application_decision_key", "decision_key", unique=True),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
@@ -237,6 +238,8 @@ class PartnerApplication(Base):
     # A retried application with the same Idempotency-Key finds this row instead of a second one.
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     request_hash: Mapped[str | None] = mapped_column(String(64))
+    # The reviewer's decision, retried under this key, answers as it first did.
+    decision_key: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -207,3 +207,42 @@ def test_two_reviewers_deciding_one_application_at_once(database_url, second):
             assert len(named) == 1
     finally:
         factory.kw["bind"].dispose()
+
+
+class TestDecisionRetried:
+    """A reviewer's decision sent again under its Idempotency-Key answers as it first did."""
+
+    def _approve(self, client, token, application_id, key, scenarios=("bus",)):  # type: ignore[no-untyped-def]
+        return client.post(
+            f"/v1/partners/applications/{application_id}/approve",
+            json={"scenarios": list(scenarios), "valid_until": "2099-12-31"},
+            headers={**f.auth(token), "Idempotency-Key": key},
+        )
+
+    def test_an_approval_retried_shows_the_same_key_again(self, session, client):  # type: ignore[no-untyped-def]
+        application = _apply(client)
+        reviewer = f.staff(session, "reviewer")
+        first = self._approve(client, reviewer.token, application["id"], "decide-1")
+        again = self._approve(client, reviewer.token, application["id"], "decide-1")
+        assert first.status_code == again.status_code == 200, again.text
+        assert again.json() == first.json() and first.json()["credentials"]["secret"]
+        assert len(identity_service.list_partners(session)) == 1
+        creds = again.json()["credentials"]
+        headers = signing.signed_headers(creds["key_id"], creds["secret"], "GET", "/v1/partner/me")
+        assert client.get("/v1/partner/me", headers=headers).status_code == 200
+        other = self._approve(client, reviewer.token, application["id"], "decide-1", ("ferry",))
+        assert (other.status_code, other.json()["code"]) == (409, "idempotency_conflict")
+        fresh = self._approve(client, reviewer.token, application["id"], "decide-2")
+        assert (fresh.status_code, fresh.json()["code"]) == (409, "application_not_pending")
+
+    def test_a_rejection_retried_is_the_same_rejection(self, session, client):  # type: ignore[no-untyped-def]
+        application = _apply(client)
+        admin = f.staff(session, "operator_admin")
+        url = f"/v1/partners/applications/{application['id']}/reject"
+        headers = {**f.auth(admin.token), "Idempotency-Key": "reject-1"}
+        first = client.post(url, json={"note": "licence unreadable"}, headers=headers)
+        again = client.post(url, json={"note": "licence unreadable"}, headers=headers)
+        assert first.status_code == again.status_code == 200
+        assert again.json() == first.json()
+        approve = self._approve(client, admin.token, application["id"], "reject-1")
+        assert (approve.status_code, approve.json()["code"]) == (409, "idempotency_conflict")

@@ -126,3 +126,24 @@ def test_only_reviewers_decide(client, session):
         data={security.CSRF_FIELD: csrf(client), "decision": "reject", "note": "x"},
     )
     assert refused.status_code == 403 and len(_pending(session)) == 1
+
+
+def test_approve_clicked_twice_shows_the_one_new_key_both_times(client, session, reviewer):
+    assert _apply(client).status_code == 303
+    [application] = _pending(session)
+    login_as(client, reviewer.token)
+    assert 'name="decision_key"' in client.get("/console/partners").text
+    data = {
+        security.CSRF_FIELD: csrf(client),
+        "decision_key": "form-key-7",
+        "decision": "approve",
+        "scenario_bus": "1",
+        "valid_until": (date.today() + timedelta(days=30)).isoformat(),
+    }
+    first = client.post(f"/console/partners/applications/{application.id}", data=data)
+    second = client.post(f"/console/partners/applications/{application.id}", data=data)
+    assert first.status_code == second.status_code == 200, second.text[:2000]
+    session.expire_all()
+    [key] = identity_service.partner_keys(session, application.partner_id)
+    assert key.key_id in first.text and key.key_id in second.text
+    assert 'id="new-secret"' in second.text

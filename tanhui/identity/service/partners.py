@@ -198,6 +198,7 @@ def create_partner(
     redirect_uris: list[str] | None = None,
     licence_no: str | None = None,
     organisation_id: int | None = None,
+    first_key_idempotency_key: str | None = None,
 ) -> PartnerCreated:
     """A partner approved for `scenarios` through `valid_until` (inclusive), with its first key."""
     _require_admin(actor)
@@ -224,7 +225,7 @@ def create_partner(
     )
     session.add(partner)
     session.flush()
-    key_id, secret = _new_key(session, partner.id)
+    key_id, secret = _new_key(session, partner.id, idempotency_key=first_key_idempotency_key)
     return PartnerCreated(partner.id, org.id, key_id, secret)
 
 
@@ -607,9 +608,14 @@ def list_applications(
     return list(session.scalars(stmt.order_by(PartnerApplication.id.desc()).limit(limit)))
 
 
-def _pending(session: Session, application_id: int) -> PartnerApplication:
+def _pending(
+    session: Session, application_id: int, decision_key: str | None = None
+) -> PartnerApplication:
     """The application, locked until the decision commits: of two reviewers deciding it at once
-    (PostgreSQL), the second waits and then finds it decided, so one partner is ever created."""
+    (PostgreSQL), the second waits and then finds it decided, so one partner is ever created.
+    A decided one is returned only to a retry of that decision (the same `decision_key`)."""
+    if decision_key is not None and not 1 <= len(decision_key) <= 200:
+        raise InvalidInput("an idempotency key has 1-200 characters", field="idempotency_key")
     stmt = (
         select(PartnerApplication)
         .where(PartnerApplication.id == application_id)
@@ -618,7 +624,9 @@ def _pending(session: Session, application_id: int) -> PartnerApplication:
     application = session.scalars(for_update(session, stmt)).one_or_none()
     if application is None:
         raise ApplicationNotFound(f"application {application_id} not found", field="id")
-    if application.status != "pending":
+    if application.status != "pending" and (
+        decision_key is None or application.decision_key != decision_key
+    ):
         raise ApplicationNotPending(f"application {application_id} is {application.status}")
     return application
 
@@ -631,12 +639,22 @@ def approve_application(
     scenarios: list[str],
     valid_until: date,
     note: str | None = None,
+    idempotency_key: str | None = None,
 ) -> tuple[PartnerApplication, PartnerCreated | None]:
     """Approve named scenarios until a day. A first approval creates the partner and its first key
-    (returned once); a renewal of an existing partner updates its scenarios and period only."""
+    (returned once); a renewal of an existing partner updates its scenarios and period only.
+
+    With `idempotency_key`, the approval sent again answers as the first did, the new partner's
+    key and secret included (the reviewer's page may have been lost with them); another decision
+    under that key is refused."""
     _require_admin(actor, "operator_admin", "reviewer")
-    application = _pending(session, application_id)
+    application = _pending(session, application_id, idempotency_key)
     approved = validate_scenarios(scenarios)
+    if application.status != "pending":  # this decision, sent again
+        decided = (application.status, application.approved_scenarios, application.valid_until)
+        if decided != ("approved", approved, valid_until) or application.review_note != note:
+            raise IdempotencyConflict(idempotency_key or "")
+        return application, _first_key(session, application)
     extra = set(approved) - set(application.scenarios)
     if extra:
         raise InvalidInput(
@@ -662,6 +680,7 @@ def approve_application(
             redirect_uris=application.redirect_uris,
             licence_no=application.licence_no,
             organisation_id=application.organisation_id,
+            first_key_idempotency_key=_first_key_name(application),
         )
         partner = get_partner(session, created.partner_id)
     else:
@@ -672,24 +691,58 @@ def approve_application(
     application.status = "approved"
     application.approved_scenarios = approved
     application.valid_until = valid_until
-    application.review_note = note
-    application.reviewed_by_staff_id = actor.id if actor and actor.kind == "staff" else None
-    application.reviewed_at = utcnow()
+    _decided(application, actor, note, idempotency_key)
     application.partner_id = partner.id
     application.organisation_id = partner.organisation_id
     session.flush()
     return application, created
 
 
-def reject_application(
-    session: Session, actor: Principal | None, application_id: int, *, note: str
-) -> PartnerApplication:
-    _require_admin(actor, "operator_admin", "reviewer")
-    application = _pending(session, application_id)
-    application.status = "rejected"
+def _first_key_name(application: PartnerApplication) -> str:
+    return f"application:{application.id}"
+
+
+def _first_key(session: Session, application: PartnerApplication) -> PartnerCreated | None:
+    """The key the approval of `application` created with its partner (None: a renewal)."""
+    key = _rotated_with(session, _first_key_name(application))
+    if key is None or application.partner_id is None or application.organisation_id is None:
+        return None
+    secret = _decrypt(key.secret_encrypted)
+    if secret is None:
+        raise Conflict("the key's secret can no longer be read; rotate the key", field="key_id")
+    return PartnerCreated(application.partner_id, application.organisation_id, key.key_id, secret)
+
+
+def _decided(
+    application: PartnerApplication,
+    actor: Principal | None,
+    note: str | None,
+    decision_key: str | None,
+) -> None:
     application.review_note = note
     application.reviewed_by_staff_id = actor.id if actor and actor.kind == "staff" else None
     application.reviewed_at = utcnow()
+    application.decision_key = decision_key
+
+
+def reject_application(
+    session: Session,
+    actor: Principal | None,
+    application_id: int,
+    *,
+    note: str,
+    idempotency_key: str | None = None,
+) -> PartnerApplication:
+    """Reject with a reason. With `idempotency_key`, the rejection sent again answers as the first
+    did; another decision under that key is refused."""
+    _require_admin(actor, "operator_admin", "reviewer")
+    application = _pending(session, application_id, idempotency_key)
+    if application.status != "pending":  # this decision, sent again
+        if (application.status, application.review_note) != ("rejected", note):
+            raise IdempotencyConflict(idempotency_key or "")
+        return application
+    application.status = "rejected"
+    _decided(application, actor, note, idempotency_key)
     session.flush()
     return application
 

@@ -118,6 +118,8 @@ def application_decide(
 ) -> Response:
     aid = to_int(application_id)
     decision = data.get("decision")
+    # The form's own key: a double click answers twice with the one decision (and its new key).
+    decision_key = data.get("decision_key", "")[:200] or None
     try:
         require_role(principal, *REVIEWERS)
         if aid is None:
@@ -137,12 +139,15 @@ def application_decide(
                 scenarios=scenarios,
                 valid_until=until,
                 note=data.get("note", "").strip() or None,
+                idempotency_key=decision_key,
             )
         elif decision == "reject":
             note = data.get("note", "").strip()
             if not note:
                 raise InvalidInput(N_("give the reason"), field="note")
-            identity_service.reject_application(session, principal, aid, note=note)
+            identity_service.reject_application(
+                session, principal, aid, note=note, idempotency_key=decision_key
+            )
             created = None
         else:
             raise InvalidInput("choose approve or reject", field="decision")
