@@ -318,13 +318,13 @@ def rotate_key(
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
         raise InvalidInput("an idempotency key has 1-200 characters", field="idempotency_key")
     digest = fingerprint({"partner_id": partner.id, "grace_s": grace.total_seconds()})
-    earlier = _rotated_with(session, idempotency_key)
+    earlier = _key_made_under(session, idempotency_key)
     if earlier is None:
         try:
             with session.begin_nested():  # a concurrent retry may store the key first
                 return _rotate(session, partner.id, grace, idempotency_key, digest)
         except IntegrityError:
-            earlier = _rotated_with(session, idempotency_key)
+            earlier = _key_made_under(session, idempotency_key)
             if earlier is None:
                 raise
     if earlier.request_hash != digest:
@@ -360,7 +360,7 @@ def _rotate(
     return NewKey(key_id, secret, until)
 
 
-def _rotated_with(session: Session, idempotency_key: str | None) -> PartnerKey | None:
+def _key_made_under(session: Session, idempotency_key: str | None) -> PartnerKey | None:
     if idempotency_key is None:
         return None
     return session.scalars(
@@ -704,7 +704,7 @@ def _first_key_name(application: PartnerApplication) -> str:
 
 def _first_key(session: Session, application: PartnerApplication) -> PartnerCreated | None:
     """The key the approval of `application` created with its partner (None: a renewal)."""
-    key = _rotated_with(session, _first_key_name(application))
+    key = _key_made_under(session, _first_key_name(application))
     if key is None or application.partner_id is None or application.organisation_id is None:
         return None
     secret = _decrypt(key.secret_encrypted)
