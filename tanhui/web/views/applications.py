@@ -4,7 +4,6 @@ onboards its scenario partners). A first approval creates the partner and shows 
 
 from __future__ import annotations
 
-import secrets
 from datetime import date
 
 from fastapi import APIRouter, Depends, Request
@@ -39,7 +38,7 @@ def _apply_page(
 ) -> HTMLResponse:
     form = dict(form or {})
     # Kept while the form is corrected: a key is spent only by an application that is stored.
-    form["idempotency_key"] = form.get("idempotency_key") or secrets.token_urlsafe(16)
+    form["idempotency_key"] = form.get("idempotency_key") or render.form_key()
     return render.render(
         request,
         "public/apply.html",

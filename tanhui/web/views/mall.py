@@ -6,7 +6,6 @@ resubmitted form gives the same order instead of spending points twice.
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -75,7 +74,7 @@ def _reward_page(
             if reward.kind == "coupon"
             else None,
             "errors": errors or {},
-            "form": form or {"quantity": "1", "idempotency_key": secrets.token_urlsafe(16)},
+            "form": form or {"quantity": "1", "idempotency_key": render.form_key()},
             "max_quantity": mall_service.MAX_QUANTITY,
         },
         principal=principal,
@@ -119,7 +118,7 @@ def redeem(
     form = {
         "quantity": data.get("quantity", ""),
         "shipping_address": data.get("shipping_address", ""),
-        "idempotency_key": data.get("idempotency_key") or secrets.token_urlsafe(16),
+        "idempotency_key": data.get("idempotency_key") or render.form_key(),
     }
     try:
         if quantity is None:

@@ -5,7 +5,6 @@ approve and issue). Who sees which button comes from the projects part's own rul
 
 from __future__ import annotations
 
-import secrets
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -358,7 +357,7 @@ def _project_page(
             "is_owner": projects_service.OWNER in mine,
             "can_file": projects_service.OWNER in mine and project.status == "registered",
             "errors": errors or {},
-            "form": form or {"idempotency_key": secrets.token_urlsafe(16)},
+            "form": form or {"idempotency_key": render.form_key()},
             "report_errors": report_errors or [],
             "flash": flash(request),
         },
@@ -434,7 +433,7 @@ def project_action(
             principal,
             projects_service.get_project(session, pid),
             errors=error_map(request, exc),
-            form={**form, "idempotency_key": secrets.token_urlsafe(16)},
+            form={**form, "idempotency_key": render.form_key()},
             status_code=exc.status_code,
         )
     return render.redirect(f"/console/projects/{pid}?done={DONE[action]}")
@@ -515,7 +514,7 @@ def file_report(
     upload = posted.files.get("readings")
     raw = upload.data if upload is not None and upload.filename else None
     form = {k: values.get(k, "") for k in ("period_start", "period_end", "kwh", "idempotency_key")}
-    form["idempotency_key"] = form["idempotency_key"].strip()[:100] or secrets.token_urlsafe(16)
+    form["idempotency_key"] = form["idempotency_key"].strip()[:100] or render.form_key()
     try:
         project = _visible_project(session, principal, to_int(project_id))
     except TanhuiError as exc:
@@ -556,7 +555,7 @@ def file_report(
             errors = {field: message}
         else:
             errors = {"report": message}
-        form["idempotency_key"] = secrets.token_urlsafe(16)
+        form["idempotency_key"] = render.form_key()
         return _project_page(
             request,
             session,
@@ -634,7 +633,7 @@ def _report_page(
             "can_approve": can_approve,
             "can_reject": can_reject,
             "errors": errors or {},
-            "form": form or {"idempotency_key": secrets.token_urlsafe(16)},
+            "form": form or {"idempotency_key": render.form_key()},
             "flash": flash(request),
         },
         principal=principal,
@@ -712,7 +711,7 @@ def report_decide(
             errors = {field: message}
         else:
             errors = {decision: message}
-        form["idempotency_key"] = secrets.token_urlsafe(16)
+        form["idempotency_key"] = render.form_key()
         return _report_page(
             request,
             session,

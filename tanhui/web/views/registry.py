@@ -5,7 +5,6 @@ operator's cancellation. Figures come from the registry part's service, never it
 
 from __future__ import annotations
 
-import secrets
 from collections import defaultdict
 from typing import Any
 
@@ -277,7 +276,7 @@ def _account_page(
     blocks = registry_service.list_blocks(session, account_id=chosen.id, status="active")
     cache: dict[int, str] = {}
     others = [a for a in accounts if a.id != chosen.id]
-    key = secrets.token_urlsafe(16)
+    key = render.form_key()
     blank = {"idempotency_key": key}
     forms = forms or {}
     return render.render(
@@ -418,7 +417,7 @@ def account_operation(
         errors = error_map(request, exc)
         if exc.field in ("from_account_id", "to_account_id"):
             errors = {"to_org": errors.pop(exc.field)}
-        form["idempotency_key"] = secrets.token_urlsafe(16)
+        form["idempotency_key"] = render.form_key()
         return _account_page(
             request,
             session,

@@ -8,7 +8,6 @@ sessions end, the web session making the change stays."""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 
 from fastapi import APIRouter, Depends, Request
@@ -79,7 +78,7 @@ def _page(
             "errors": errors or {},
             "form": form or {},
             # Kept while the form is corrected: a key is spent only by a creation that succeeds.
-            "create_key": (form or {}).get("idempotency_key") or secrets.token_urlsafe(16),
+            "create_key": (form or {}).get("idempotency_key") or render.form_key(),
             "row_errors": row_errors or {},
             "flash": flash(request),
         },
