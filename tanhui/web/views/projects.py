@@ -72,7 +72,7 @@ def query(request: Request, name: str, limit: int) -> str:
 def _require(principal: Principal) -> None:
     if not principal.has_role(*PROJECT_ROLES):
         raise projects_service.NotAllowed(
-            f"requires one of the roles: {', '.join(PROJECT_ROLES)}", field=None
+            f"requires one of the roles: {', '.join(PROJECT_ROLES)}", code="missing_role"
         )
 
 
