@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from tanhui.identity.principal import Principal as Actor
 from tanhui.kit.db import utcnow
 from tanhui.kit.dialect import for_update
 from tanhui.kit.errors import Conflict, Forbidden, IdempotencyConflict, InvalidInput, NotFound
@@ -29,7 +30,7 @@ from tanhui.kit.fingerprint import fingerprint
 from tanhui.kit.settings import get_settings
 from tanhui.projects.models import Document, Project, Reading, Report, Transition
 from tanhui.registry import service as registry_service
-from tanhui.registry.service import TONNE_MG, Actor
+from tanhui.registry.service import TONNE_MG
 
 PROJECT_TYPES = ("rooftop_pv", "bus_fleet", "forestry", "ev_charging", "other")
 PROJECT_STATUSES = ("draft", "submitted", "validated", "registered", "rejected")
