@@ -12,9 +12,11 @@ from tanhui import __version__, wiring
 from tanhui.activity import api as activity_api
 from tanhui.identity import api as identity_api
 from tanhui.incentives import api as incentives_api
-from tanhui.kit.db import default_session_factory, read_only_factory
+from tanhui.kit import platform_settings
+from tanhui.kit.db import default_session_factory, read_only_factory, session_scope
 from tanhui.kit.http import get_session, install_error_handlers
 from tanhui.kit.runtime import settle_collector
+from tanhui.kit.settings import get_settings
 from tanhui.ledger import api as ledger_api
 from tanhui.mall import api as mall_api
 from tanhui.methodology import api as methodology_api
@@ -58,6 +60,10 @@ def create_app(session_factory: sessionmaker[Session] | None = None) -> FastAPI:
         redoc_url=None,
         lifespan=trust_api.lifespan if session_factory is None else None,  # tests integrate by hand
     )
+    if session_factory is None:
+        # Started by uvicorn or `tanhui serve`: refuse a time zone the stored data was not kept in.
+        with session_scope() as session:
+            platform_settings.check_timezone(session, get_settings().timezone)
     app.state.session_factory = session_factory or default_session_factory()
     app.state.read_session_factory = read_only_factory(app.state.session_factory)
     install_error_handlers(app)

@@ -113,8 +113,8 @@ def serve(
     import uvicorn
     from sqlalchemy import inspect
 
-    from tanhui.kit import migrate
-    from tanhui.kit.db import create_db_engine
+    from tanhui.kit import migrate, platform_settings
+    from tanhui.kit.db import create_db_engine, session_scope
     from tanhui.kit.settings import get_settings
 
     settings = get_settings()
@@ -130,6 +130,12 @@ def serve(
         )
         raise typer.Exit(1)
     engine.dispose()
+    try:
+        with session_scope() as session:
+            platform_settings.check_timezone(session, settings.timezone)
+    except platform_settings.TimezoneChanged as exc:
+        typer.secho(f"error: {exc.message}", err=True, fg="red")
+        raise typer.Exit(1) from None
     typer.echo(f"Tanhui 碳惠 on http://{host}:{port}  (database: {_safe(url)})")
     uvicorn.run(
         "tanhui.app:create_app",

@@ -242,6 +242,7 @@ ERROR_TEXT: dict[str, str] = {
     "unknown_status": N_("Unknown status."),
     "unsupported_file_type": N_("This type of file is not accepted."),
     "not_empty": N_("The database already has data."),
+    "timezone_changed": N_("The platform time zone differs from the one the data was kept in."),
 }
 
 # Codes whose service message carries what to fix (a line of a file, a limit, a state): the page

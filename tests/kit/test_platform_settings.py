@@ -1,0 +1,35 @@
+"""The platform time zone is stored on a database's first start; a start with another is refused,
+by `tanhui serve` and by the app factory uvicorn calls."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from tanhui.app import create_app
+from tanhui.cli import app as cli
+from tanhui.kit import platform_settings
+from tanhui.kit.db import session_scope
+from tanhui.kit.settings import get_settings
+
+
+def test_the_first_start_stores_the_zone_and_a_later_one_must_match(database_url) -> None:  # type: ignore[no-untyped-def]
+    with session_scope() as session:
+        platform_settings.check_timezone(session, "Asia/Shanghai")
+    with session_scope() as session:
+        platform_settings.check_timezone(session, "Asia/Shanghai")  # the same: nothing to say
+        with pytest.raises(platform_settings.TimezoneChanged) as refused:
+            platform_settings.check_timezone(session, "Asia/Urumqi")
+    assert refused.value.code == "timezone_changed"
+    assert "TANHUI_TIMEZONE=Asia/Shanghai" in refused.value.message
+
+
+def test_serve_and_the_app_factory_refuse_another_zone(database_url, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    create_app()  # the production path stores the configured zone, Asia/Shanghai
+    monkeypatch.setenv("TANHUI_TIMEZONE", "Europe/Berlin")
+    get_settings.cache_clear()
+    served = CliRunner().invoke(cli, ["serve", "--port", "1"])
+    assert served.exit_code == 1
+    assert "TANHUI_TIMEZONE=Asia/Shanghai" in served.output
+    with pytest.raises(platform_settings.TimezoneChanged):
+        create_app()
