@@ -188,8 +188,9 @@ class PartnerKey(Base):
     # Set when a newer key replaced this one: valid until then (grace period), refused after.
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # A rotation retried under the same key answers with this key (its secret included).
-    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    # A rotation retried under the same key answers with this key (its secret included). Stored
+    # as "rotate:<the caller's key of up to 200 characters>", or "application:<id>" for a first key.
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
     request_hash: Mapped[str | None] = mapped_column(String(64))
 
 

@@ -117,3 +117,17 @@ def test_a_retry_racing_the_first_rotation_returns_its_key(database_url):  # typ
             assert _keys(session, created.partner_id) == 2
     finally:
         factory.kw["bind"].dispose()
+
+
+def test_a_caller_s_key_never_meets_the_platform_s_own_key_names(session, client):  # type: ignore[no-untyped-def]
+    """A rotation under the key "application:<id>" (the name an approval gives a new partner's
+    first key) is the caller's own; and a 200-character key fits."""
+    created = f.partner(session)
+    admin = f.staff(session, "operator_admin")
+    for key in ("application:1", "k" * 200):
+        r = client.post(
+            f"/v1/partners/{created.partner_id}/keys",
+            headers={**f.auth(admin.token), "Idempotency-Key": key},
+        )
+        assert r.status_code == 201, r.text
+    assert _keys(session, created.partner_id) == 3

@@ -318,13 +318,15 @@ def rotate_key(
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
         raise InvalidInput("an idempotency key has 1-200 characters", field="idempotency_key")
     digest = fingerprint({"partner_id": partner.id, "grace_s": grace.total_seconds()})
-    earlier = _key_made_under(session, idempotency_key)
+    # Stored apart from the names the platform gives keys itself (a first key: application:<id>).
+    stored = f"rotate:{idempotency_key}" if idempotency_key is not None else None
+    earlier = _key_made_under(session, stored)
     if earlier is None:
         try:
             with session.begin_nested():  # a concurrent retry may store the key first
-                return _rotate(session, partner.id, grace, idempotency_key, digest)
+                return _rotate(session, partner.id, grace, stored, digest)
         except IntegrityError:
-            earlier = _key_made_under(session, idempotency_key)
+            earlier = _key_made_under(session, stored)
             if earlier is None:
                 raise
     if earlier.request_hash != digest:

@@ -18,7 +18,7 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     with op.batch_alter_table("identity_partner_key", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("idempotency_key", sa.String(length=200), nullable=True))
+        batch_op.add_column(sa.Column("idempotency_key", sa.String(length=255), nullable=True))
         batch_op.add_column(sa.Column("request_hash", sa.String(length=64), nullable=True))
         batch_op.create_index(
             "uq_identity_partner_key_idempotency_key", ["idempotency_key"], unique=True
