@@ -112,7 +112,9 @@ class Award(Base):
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
     idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
     request_hash: Mapped[str] = mapped_column(String(64))
-    citizen_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    # Not indexed: nothing reads awards by citizen (a citizen's points are read from the lots and
+    # the ledger), and ingestion writes an award per credited record.
+    citizen_id: Mapped[int] = mapped_column(BigInteger)
     source: Mapped[str] = mapped_column(String(200), index=True)
     campaign: Mapped[str] = mapped_column(String(64))
     reduction_mg: Mapped[int] = mapped_column(BigInteger)
