@@ -720,6 +720,7 @@ def http(
         "seconds": round(elapsed, 2),
         "records_per_s": round(n / elapsed),
         "batches": len(latencies),
+        "warmup_batches": WARMUP_BATCHES,  # sent first, not timed
         "errors": len(errors),
         "statuses": statuses,
         "api_processes": workers,
