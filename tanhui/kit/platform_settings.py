@@ -14,6 +14,7 @@ from sqlalchemy import String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from tanhui.kit.db import Base, UTCDateTime, utcnow
+from tanhui.kit.dialect import insert_ignore
 from tanhui.kit.errors import Conflict
 
 TIMEZONE = "timezone"
@@ -33,11 +34,16 @@ class TimezoneChanged(Conflict):
 
 def check_timezone(session: Session, timezone: str) -> None:
     """Store the zone on a database's first start; refuse a start with another zone after that."""
-    stored = session.scalar(select(PlatformSetting.value).where(PlatformSetting.key == TIMEZONE))
+    read = select(PlatformSetting.value).where(PlatformSetting.key == TIMEZONE)
+    stored = session.scalar(read)
     if stored is None:
-        session.add(PlatformSetting(key=TIMEZONE, value=timezone))
-        session.flush()
-    elif stored != timezone:
+        # Two API processes may start at once on a new database: the first one's zone stays.
+        session.execute(
+            insert_ignore(session, PlatformSetting.__table__, ["key"]),  # type: ignore[arg-type]
+            {"key": TIMEZONE, "value": timezone, "set_at": utcnow()},
+        )
+        stored = session.scalar(read)
+    if stored != timezone:
         raise TimezoneChanged(
             f"this database keeps its daily totals in the time zone {stored}, but TANHUI_TIMEZONE"
             f" is {timezone}: set TANHUI_TIMEZONE={stored} (the zone cannot change once records"

@@ -9,8 +9,9 @@ from typer.testing import CliRunner
 from tanhui.app import create_app
 from tanhui.cli import app as cli
 from tanhui.kit import platform_settings
-from tanhui.kit.db import session_scope
+from tanhui.kit.db import create_db_engine, make_session_factory, session_scope
 from tanhui.kit.settings import get_settings
+from tests.fixtures.locks import commit_once_the_other_waits
 
 
 def test_the_first_start_stores_the_zone_and_a_later_one_must_match(database_url) -> None:  # type: ignore[no-untyped-def]
@@ -33,3 +34,27 @@ def test_serve_and_the_app_factory_refuse_another_zone(database_url, monkeypatch
     assert "TANHUI_TIMEZONE=Asia/Shanghai" in served.output
     with pytest.raises(platform_settings.TimezoneChanged):
         create_app()
+
+
+@pytest.mark.postgresql_only
+def test_two_processes_starting_at_once_on_a_new_database_both_start(database_url) -> None:  # type: ignore[no-untyped-def]
+    """The first start's transaction is still open when the second reads no zone and inserts: the
+    second waits on the key, then finds the same zone stored, and starts."""
+    factory = make_session_factory(create_db_engine(database_url))
+    try:
+        first = factory()
+        platform_settings.check_timezone(first, "Asia/Shanghai")
+        outcome: list[str] = []
+
+        def second() -> None:
+            try:
+                with session_scope(factory) as session:
+                    platform_settings.check_timezone(session, "Asia/Shanghai")
+                outcome.append("started")
+            except Exception as exc:  # noqa: BLE001 - the test reports what the second start met
+                outcome.append(type(exc).__name__)
+
+        commit_once_the_other_waits(first, factory, second)
+        assert outcome == ["started"]
+    finally:
+        factory.kw["bind"].dispose()
