@@ -8,6 +8,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from tanhui.kit.errors import InvalidInput
+
 
 def _default(value: Any) -> Any:
     if isinstance(value, Decimal):
@@ -27,6 +29,12 @@ def canonical_json(value: Any) -> bytes:
         ensure_ascii=False,
         default=_default,
     ).encode()
+
+
+def check_idempotency_key(key: str | None) -> None:
+    """An optional Idempotency-Key holds 1-200 characters (the columns that store one)."""
+    if key is not None and not 1 <= len(key) <= 200:
+        raise InvalidInput("an idempotency key has 1-200 characters", field="idempotency_key")
 
 
 def fingerprint(value: Any) -> str:

@@ -33,7 +33,7 @@ from tanhui.kit.errors import (
     NotFound,
     Unauthorized,
 )
-from tanhui.kit.fingerprint import fingerprint
+from tanhui.kit.fingerprint import check_idempotency_key, fingerprint
 from tanhui.kit.settings import get_settings
 
 DEFAULT_GRACE = timedelta(hours=24)
@@ -315,8 +315,7 @@ def rotate_key(
     _may_manage_keys(session, actor, partner)
     if grace < timedelta(0):
         raise InvalidInput("grace must not be negative", code="invalid_grace", field="grace_hours")
-    if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
-        raise InvalidInput("an idempotency key has 1-200 characters", field="idempotency_key")
+    check_idempotency_key(idempotency_key)
     digest = fingerprint({"partner_id": partner.id, "grace_s": grace.total_seconds()})
     # Stored apart from the names the platform gives keys itself (a first key: application:<id>).
     stored = f"rotate:{idempotency_key}" if idempotency_key is not None else None
@@ -331,10 +330,7 @@ def rotate_key(
                 raise
     if earlier.request_hash != digest:
         raise IdempotencyConflict(idempotency_key or "")
-    secret = _decrypt(earlier.secret_encrypted)
-    if secret is None:
-        raise Conflict("the key's secret can no longer be read; rotate again", field="key_id")
-    return NewKey(earlier.key_id, secret, earlier.created_at + grace)
+    return NewKey(earlier.key_id, _stored_secret(earlier), earlier.created_at + grace)
 
 
 def _rotate(
@@ -360,6 +356,14 @@ def _rotate(
         request_hash=digest if idempotency_key is not None else None,
     )
     return NewKey(key_id, secret, until)
+
+
+def _stored_secret(key: PartnerKey) -> str:
+    """A key's secret, for the answer to a retried request that made the key."""
+    secret = _decrypt(key.secret_encrypted)
+    if secret is None:
+        raise Conflict("the key's secret can no longer be read; rotate the key", field="key_id")
+    return secret
 
 
 def _key_made_under(session: Session, idempotency_key: str | None) -> PartnerKey | None:
@@ -523,8 +527,7 @@ def apply_as_partner(
         org = session.get(Organisation, actor.organisation_id)
         if org is not None and org.kind == "partner":
             organisation_id, staff_id = org.id, actor.id
-    if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
-        raise InvalidInput("an idempotency key has 1-200 characters", field="idempotency_key")
+    check_idempotency_key(idempotency_key)
     application = PartnerApplication(
         name=name.strip(),
         licence_no=licence_no.strip(),
@@ -616,8 +619,7 @@ def _pending(
     """The application, locked until the decision commits: of two reviewers deciding it at once
     (PostgreSQL), the second waits and then finds it decided, so one partner is ever created.
     A decided one is returned only to a retry of that decision (the same `decision_key`)."""
-    if decision_key is not None and not 1 <= len(decision_key) <= 200:
-        raise InvalidInput("an idempotency key has 1-200 characters", field="idempotency_key")
+    check_idempotency_key(decision_key)
     stmt = (
         select(PartnerApplication)
         .where(PartnerApplication.id == application_id)
@@ -709,10 +711,9 @@ def _first_key(session: Session, application: PartnerApplication) -> PartnerCrea
     key = _key_made_under(session, _first_key_name(application))
     if key is None or application.partner_id is None or application.organisation_id is None:
         return None
-    secret = _decrypt(key.secret_encrypted)
-    if secret is None:
-        raise Conflict("the key's secret can no longer be read; rotate the key", field="key_id")
-    return PartnerCreated(application.partner_id, application.organisation_id, key.key_id, secret)
+    return PartnerCreated(
+        application.partner_id, application.organisation_id, key.key_id, _stored_secret(key)
+    )
 
 
 def _decided(

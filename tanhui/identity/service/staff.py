@@ -36,7 +36,7 @@ from tanhui.identity.service.accounts import (
 )
 from tanhui.kit.dialect import for_update
 from tanhui.kit.errors import Conflict, Forbidden, IdempotencyConflict, InvalidInput, NotFound
-from tanhui.kit.fingerprint import fingerprint
+from tanhui.kit.fingerprint import check_idempotency_key, fingerprint
 
 ADMIN_ROLE = "operator_admin"
 PASSWORD_MIN = 8
@@ -234,8 +234,7 @@ def create_staff(
     _check_password(password, field="password")
     role_set = _check_roles(roles, allow_none=True)
     name = _check_display_name(display_name) if display_name else username
-    if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
-        raise InvalidInput("an idempotency key has 1-200 characters", field="idempotency_key")
+    check_idempotency_key(idempotency_key)
     # The password stays out of the stored hash; a replay proves it against the user's own hash.
     digest = fingerprint(
         {
