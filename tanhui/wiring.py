@@ -53,7 +53,7 @@ def _transfer_payload(record: ledger_service.TransferRecord) -> dict[str, Any]:
         kind=record.kind,
         created_at=record.created_at,
         reverses_id=record.reverses_id,
-        postings=[(p.account_id, p.asset, p.amount) for p in record.postings],
+        postings=list(record.postings),  # (account id, asset, amount) tuples
         metadata=record.metadata,
         idempotency_key=record.idempotency_key,
     )

@@ -20,12 +20,12 @@ transaction, so a batch is credited entirely or not at all.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import BigInteger, Row, Table, func, insert, select, text, update
+from sqlalchemy import BigInteger, Row, Table, Text, bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from tanhui.activity import checks
@@ -65,7 +65,8 @@ _NOT_ALLOWED = "scenario_not_allowed"
 
 _T: Table = ActivityRecord.__table__  # type: ignore[assignment]
 _D: Table = ActivityDaily.__table__  # type: ignore[assignment]
-_INSERT = insert(_T)
+_ENCODED = ("quantities", "evidence", "review_reasons")  # JSON columns, see `_Encoders`
+_INSERT_ENCODED = insert(_T).values({name: bindparam(name, type_=Text()) for name in _ENCODED})
 
 
 # --- results ----------------------------------------------------------------------------------------
@@ -138,6 +139,7 @@ class _Pending:
     dedupe: bool
     review_reasons: list[str]
     days: tuple[date, ...]  # the platform-zone days the trip touches, its start day first
+    arrived: dict[str, Any]  # the insert row's fields the record gives (`_arrived`)
 
 
 def _local_day(at: datetime, zone: Any) -> date:
@@ -151,12 +153,35 @@ def _touched_days(record: Record, zone: Any) -> tuple[date, ...]:
     return tuple(first + timedelta(days=n) for n in range((last - first).days + 1))
 
 
-def _row(
-    partner_id: int,
-    record: Record,
+def _arrived(
+    partner_id: int, record: Record, day: date, now: datetime, encode: _Encoders
+) -> dict[str, Any]:
+    """The insert row's fields that the record itself gives: built by `prepare`, outside the
+    writer's hold, JSON columns already in their stored form on SQLite (see `_encoders`)."""
+    return {
+        "partner_id": partner_id,
+        "external_id": record.external_id,
+        "partner_user_id": record.partner_user_id,
+        "scenario": record.scenario,
+        "started_at": record.started_at,
+        "ended_at": record.ended_at,
+        "day": day,
+        "quantities": encode.quantities({k: str(v) for k, v in record.quantities.items()}),
+        "evidence": encode.evidence(record.evidence),
+        "points": 0,
+        "transfer_id": None,
+        "reversal_transfer_id": None,
+        "received_at": now,
+        "decided_by": None,
+        "issued_ref": None,
+    }
+
+
+def _decided(
+    arrived: dict[str, Any],
+    encode: _Encoders,
     *,
     citizen_id: int | None,
-    day: date,
     status: str,
     code: str | None,
     now: datetime,
@@ -166,33 +191,45 @@ def _row(
     detail: str | None = None,
     review_reasons: list[str] | None = None,
 ) -> dict[str, Any]:
+    """The complete insert row: `_arrived`'s fields and what `commit` decided."""
     return {
-        "partner_id": partner_id,
-        "external_id": record.external_id,
-        "partner_user_id": record.partner_user_id,
+        **arrived,
         "citizen_id": citizen_id,
-        "scenario": record.scenario,
-        "started_at": record.started_at,
-        "ended_at": record.ended_at,
-        "day": day,
-        "quantities": {k: str(v) for k, v in record.quantities.items()},
-        "evidence": record.evidence,
         "methodology_id": methodology[0] if methodology else None,
         "methodology_version": methodology[1] if methodology else None,
         "computed_mg": computed_mg,
         "reduction_mg": reduction_mg,
-        "points": 0,
         "status": status,
         "code": code,
         "detail": detail[:300] if detail else None,
-        "review_reasons": review_reasons,
-        "transfer_id": None,
-        "reversal_transfer_id": None,
-        "received_at": now,
+        "review_reasons": encode.review_reasons(review_reasons) if review_reasons else None,
         "decided_at": now if status != REVIEW else None,
-        "decided_by": None,
-        "issued_ref": None,
     }
+
+
+class _Encoders(NamedTuple):
+    """How the record row's JSON columns go into the insert: their stored text on SQLite, where
+    `commit` inserts with `_INSERT_ENCODED` (whose JSON columns take text as it is), or the
+    values themselves on PostgreSQL, whose insert converts them."""
+
+    quantities: Callable[[Any], Any]
+    evidence: Callable[[Any], Any]
+    review_reasons: Callable[[Any], Any]
+
+
+def _encoders(session: Session) -> _Encoders:
+    if not serialised_writers(session):
+        return _Encoders(_same, _same, _same)
+    dialect = session.get_bind().dialect
+    processors = []
+    for name in _ENCODED:
+        process = _T.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        processors.append(process or _same)
+    return _Encoders(*processors)
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def methodology_inputs(record: Record, compiled: Any) -> dict[str, object]:
@@ -212,6 +249,7 @@ class _Judged:
     record: Record
     day: date
     days: tuple[date, ...]  # every platform-zone day the trip touches (`day` first)
+    arrived: dict[str, Any]  # the insert row's fields the record gives (`_arrived`)
     refusal: tuple[str, str] | None = None  # (code, detail)
     methodology: tuple[str, str] | None = None  # (id, version)
     computed_mg: int = 0
@@ -230,6 +268,7 @@ class Prepared:
     rulebook: rules_mod.RuleBook
     results: list[dict[str, Any] | None]
     judged: list[_Judged]
+    encode: _Encoders
     repeats: list[tuple[int, int]]  # (index, index of the external id's first occurrence)
 
 
@@ -267,6 +306,7 @@ def prepare(
     judged: list[_Judged] = []
     first_of: dict[str, int] = {}  # external id -> index of its first occurrence in the batch
     repeats: list[tuple[int, int]] = []
+    encode = _encoders(session)
     for i, raw in enumerate(raw_records):
         try:
             record = checks.parse_record(raw)
@@ -286,7 +326,9 @@ def prepare(
         first_of[record.external_id] = i
         days = _touched_days(record, zone)
         day = days[0]
-        judgement = _Judged(i, record, day, days)
+        judgement = _Judged(
+            i, record, day, days, _arrived(partner.partner_id, record, day, now, encode)
+        )
         judged.append(judgement)
         if record.scenario not in partner.scenarios or (
             partner.approved_until is not None and day > partner.approved_until
@@ -324,12 +366,17 @@ def prepare(
         judgement.computed_mg = calc.reduction_mg
         judgement.cap_mg = compiled.per_day_cap_mg
         judgement.dedupe = rules.dedupe_overlaps
-    return Prepared(partner, raw_records, now, rulebook, results, judged, repeats)
+    return Prepared(partner, raw_records, now, rulebook, results, judged, encode, repeats)
 
 
 def commit(session: Session, prepared: Prepared) -> list[dict[str, Any]]:
     """Decide and credit a prepared batch in the writer's transaction; one result per record."""
-    partner, now, rulebook = prepared.partner, prepared.now, prepared.rulebook
+    partner, now, rulebook, encode = (
+        prepared.partner,
+        prepared.now,
+        prepared.rulebook,
+        prepared.encode,
+    )
     partner_id = partner.partner_id
     results = list(prepared.results)
     existing = existing_outcomes(
@@ -369,11 +416,10 @@ def commit(session: Session, prepared: Prepared) -> list[dict[str, Any]]:
         if refusal is not None:
             code, why = refusal
             rows.append(
-                _row(
-                    partner_id,
-                    record,
+                _decided(
+                    j.arrived,
+                    encode,
                     citizen_id=citizen_id,
-                    day=j.day,
                     status=REJECTED,
                     code=code,
                     now=now,
@@ -399,6 +445,7 @@ def commit(session: Session, prepared: Prepared) -> list[dict[str, Any]]:
                 j.dedupe,
                 j.review_reasons,
                 j.days,
+                j.arrived,
             )
         )
 
@@ -445,11 +492,10 @@ def commit(session: Session, prepared: Prepared) -> list[dict[str, Any]]:
         elif outcome == CREDITED and credited < p.computed_mg:
             detail = f"credited up to the daily cap of {p.cap_mg} mg"
         rows.append(
-            _row(
-                partner_id,
-                p.record,
+            _decided(
+                p.arrived,
+                encode,
                 citizen_id=p.citizen_id,
-                day=p.day,
                 status=status,
                 code=None if status != REJECTED else outcome,
                 now=now,
@@ -528,7 +574,7 @@ def commit(session: Session, prepared: Prepared) -> list[dict[str, Any]]:
     if serialised and rows:
         for row in rows:
             row["id"] = allocated[row["external_id"]]
-        execute_many(session, _INSERT, rows)
+        execute_many(session, _INSERT_ENCODED, rows)
     bump_daily(session, {k: (v[0], v[1]) for k, v in daily_delta.items()}, spans)
 
     raw_records, repeats = prepared.raw_records, prepared.repeats

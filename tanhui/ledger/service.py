@@ -9,7 +9,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import BigInteger, bindparam, event, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -57,8 +57,9 @@ class AlreadyReversed(Conflict):
     code = "already_reversed"
 
 
-@dataclass(frozen=True, slots=True)
-class PostingRecord:
+class PostingRecord(NamedTuple):
+    """A posting as the journal holds it; a tuple because a batch transfer builds a thousand."""
+
     account_id: int
     asset: str
     amount: int

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tanhui.trust import leaf, merkle
 
@@ -62,6 +65,41 @@ class TestEncoding:
                 metadata={},
                 idempotency_key="k",
             )
+
+    @given(
+        st.lists(
+            st.tuples(
+                st.integers(min_value=-(2**63), max_value=2**63),
+                st.text(max_size=12),
+                st.integers(min_value=-(2**63), max_value=2**63),
+            ),
+            max_size=40,
+        ),
+        st.dictionaries(st.text(max_size=8), st.integers() | st.text(max_size=8), max_size=4),
+    )
+    def test_postings_text_is_what_json_writes(
+        self, postings: list[tuple[int, str, int]], metadata: dict[str, object]
+    ) -> None:
+        # The postings' canonical text is written as they are checked; the leaf must be byte for
+        # byte what the generic canonical form of the same plain objects gives.
+        payload = leaf.transfer_payload(
+            transfer_id=7,
+            kind="activity.credit",
+            created_at=datetime(2026, 1, 2, tzinfo=UTC),
+            reverses_id=None,
+            postings=postings,
+            metadata=metadata,
+            idempotency_key="k",
+        )
+        plain = {**payload, "postings": [dict(p) for p in payload["postings"]]}
+        expected = json.dumps(
+            {"data": plain, "kind": "ledger.transfer", "ref": "7"},
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
+        assert leaf.encode("ledger.transfer", "7", payload) == b"\x01" + expected.encode()
+        assert leaf.encode("ledger.transfer", "7", plain) == b"\x01" + expected.encode()
 
     def test_decode_roundtrip_and_rejects_variants(self) -> None:
         data = leaf.encode(leaf.LEDGER_TRANSFER, "42", EXAMPLE_PAYLOAD)
