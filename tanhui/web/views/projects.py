@@ -69,13 +69,6 @@ def query(request: Request, name: str, limit: int) -> str:
     return (request.query_params.get(name) or "").replace("\x00", "").strip()[:limit]
 
 
-def _require(principal: Principal) -> None:
-    if not principal.has_role(*PROJECT_ROLES):
-        raise projects_service.NotAllowed(
-            f"requires one of the roles: {', '.join(PROJECT_ROLES)}", code="missing_role"
-        )
-
-
 def kw_text(capacity_w: int | None) -> str | None:
     """Watts as kW for people: 800000 -> "800", 12500 -> "12.5" (exact, no float)."""
     if capacity_w is None:
@@ -150,7 +143,7 @@ def project_list(
     principal: Principal = Depends(staff_page),
 ) -> HTMLResponse:
     try:
-        _require(principal)
+        common.require_role(principal, *PROJECT_ROLES)
     except TanhuiError as exc:
         return error_page(request, exc, principal, back="/console")
     status = request.query_params.get("status") or None
