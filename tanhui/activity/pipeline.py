@@ -23,9 +23,21 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import BigInteger, Row, Table, Text, bindparam, func, insert, select, text, update
+from sqlalchemy import (
+    BigInteger,
+    Select,
+    Table,
+    Text,
+    bindparam,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from tanhui.activity import checks
@@ -35,11 +47,15 @@ from tanhui.activity.models import ActivityDaily, ActivityRecord
 from tanhui.identity import service as identity_service
 from tanhui.identity.principal import PartnerPrincipal
 from tanhui.incentives import service as incentives_service
-from tanhui.kit.bulk import execute_many
+from tanhui.kit.bulk import execute_many, fetch_all
 from tanhui.kit.db import generic_plans_for_writes, utcnow
 from tanhui.kit.dialect import (
+    in_list,
     in_values,
     insert_ignore,
+    postgres,
+    rows_from,
+    rows_params,
     rows_table,
     serialised_writers,
     upsert_add,
@@ -106,7 +122,19 @@ _OUTCOME_COLUMNS = (
 )
 
 
-def stored_result(row: Row[Any], *, duplicate: bool = False) -> dict[str, Any]:
+class Outcome(NamedTuple):
+    """A stored record's outcome (`_OUTCOME_COLUMNS`, in order)."""
+
+    id: int
+    external_id: str
+    status: str
+    code: str | None
+    reduction_mg: int
+    points: int
+    detail: str | None
+
+
+def stored_result(row: Outcome, *, duplicate: bool = False) -> dict[str, Any]:
     out = result(
         row.external_id,
         DUPLICATE if duplicate else row.status,
@@ -599,17 +627,23 @@ def commit(session: Session, prepared: Prepared) -> list[dict[str, Any]]:
 
 def existing_outcomes(
     session: Session, partner_id: int, external_ids: Sequence[str]
-) -> dict[str, Row[Any]]:
-    found: dict[str, Row[Any]] = {}
+) -> dict[str, Outcome]:
+    found: dict[str, Outcome] = {}
+    stmt = _outcomes_stmt(postgres(session))
     for start in range(0, len(external_ids), CHUNK):
         chunk = external_ids[start : start + CHUNK]
-        rows = session.execute(
-            select(*_OUTCOME_COLUMNS).where(
-                _T.c.partner_id == partner_id, in_values(session, _T.c.external_id, chunk)
-            )
-        ).all()
-        found.update({row.external_id: row for row in rows})
+        for row in fetch_all(session, stmt, {"partner_id": partner_id, "external_ids": chunk}):
+            outcome = Outcome(*row)
+            found[outcome.external_id] = outcome
     return found
+
+
+@lru_cache(maxsize=2)
+def _outcomes_stmt(on_postgres: bool) -> Select[Any]:
+    return select(*_OUTCOME_COLUMNS).where(
+        _T.c.partner_id == bindparam("partner_id"),
+        in_list(on_postgres, _T.c.external_id, "external_ids"),
+    )
 
 
 class Daily(NamedTuple):
@@ -645,31 +679,38 @@ def lock_daily(
             ],
         )
     out: dict[tuple[int, str, date], Daily] = {}
+    stmt = _daily_stmt(not serialised)
     for start in range(0, len(keys), CHUNK):
-        probe = rows_table(session, _DAILY_PROBE, keys[start : start + CHUNK])
-        stmt = (
-            select(
-                _D.c.citizen_id,
-                _D.c.scenario,
-                _D.c.day,
-                _D.c.credited_mg,
-                _D.c.records,
-                _D.c.first_started_at,
-                _D.c.last_ended_at,
-            )
-            .select_from(probe)
-            .join(
-                _D,
-                (_D.c.citizen_id == probe.c.citizen_id)
-                & (_D.c.scenario == probe.c.scenario)
-                & (_D.c.day == probe.c.day),
-            )
-        )
-        if not serialised:
-            stmt = stmt.order_by(_D.c.citizen_id, _D.c.scenario, _D.c.day).with_for_update(of=_D)
-        for c, s, d, mg, n, first, last in session.execute(stmt).all():
+        keyed = rows_params(session, _DAILY_PROBE, keys[start : start + CHUNK], "keys")
+        for c, s, d, mg, n, first, last in fetch_all(session, stmt, keyed):
             out[(c, s, d)] = Daily(mg, n, first, last)
     return out
+
+
+@lru_cache(maxsize=2)
+def _daily_stmt(on_postgres: bool) -> Select[Any]:
+    probe = rows_from(on_postgres, _DAILY_PROBE, "keys")
+    stmt = (
+        select(
+            _D.c.citizen_id,
+            _D.c.scenario,
+            _D.c.day,
+            _D.c.credited_mg,
+            _D.c.records,
+            _D.c.first_started_at,
+            _D.c.last_ended_at,
+        )
+        .select_from(probe)
+        .join(
+            _D,
+            (_D.c.citizen_id == probe.c.citizen_id)
+            & (_D.c.scenario == probe.c.scenario)
+            & (_D.c.day == probe.c.day),
+        )
+    )
+    if on_postgres:
+        stmt = stmt.order_by(_D.c.citizen_id, _D.c.scenario, _D.c.day).with_for_update(of=_D)
+    return stmt
 
 
 _DAILY_PROBE = (

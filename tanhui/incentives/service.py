@@ -11,19 +11,22 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from functools import lru_cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy import Select, Table, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from tanhui.incentives.models import Award as AwardRow
 from tanhui.incentives.models import Campaign, Carry, Lot, LotUse, Rule
-from tanhui.kit.bulk import execute_many
+from tanhui.kit.bulk import execute_many, fetch_all
 from tanhui.kit.db import utcnow
 from tanhui.kit.dialect import (
     for_update,
+    in_list,
     in_values,
     insert_ignore,
+    postgres,
     serialised_writers,
     upsert_add,
     upsert_set,
@@ -337,15 +340,23 @@ def _lock_carry_rows(session: Session, citizen_ids: Sequence[int]) -> dict[int, 
             [{"citizen_id": c, "carry_mg": 0, "total_mg": 0, "total_points": 0} for c in wanted],
         )
     out: dict[int, list[int]] = {c: [0, 0, 0] for c in wanted}
+    stmt = _carries_stmt(postgres(session))
     for start in range(0, len(wanted), _CHUNK):
-        stmt = (
-            select(_CARRY.c.citizen_id, _CARRY.c.carry_mg, _CARRY.c.total_mg, _CARRY.c.total_points)
-            .where(in_values(session, _CARRY.c.citizen_id, wanted[start : start + _CHUNK]))
-            .order_by(_CARRY.c.citizen_id)
-        )
-        for c, carry_mg, total_mg, total_points in session.execute(for_update(session, stmt)).all():
+        chunk = wanted[start : start + _CHUNK]
+        for c, carry_mg, total_mg, total_points in fetch_all(session, stmt, {"citizens": chunk}):
             out[c] = [carry_mg, total_mg, total_points]
     return out
+
+
+@lru_cache(maxsize=2)
+def _carries_stmt(on_postgres: bool) -> Select[Any]:
+    c = _CARRY.c
+    stmt = (
+        select(c.citizen_id, c.carry_mg, c.total_mg, c.total_points)
+        .where(in_list(on_postgres, c.citizen_id, "citizens"))
+        .order_by(c.citizen_id)
+    )
+    return stmt.with_for_update() if on_postgres else stmt
 
 
 def _write_carries(session: Session, carries: dict[int, list[int]]) -> None:
@@ -465,6 +476,14 @@ def award_points_with(
     return transfer_id, [r or 0 for r in results]
 
 
+@lru_cache(maxsize=2)
+def _lot_ids_stmt(on_postgres: bool) -> Select[Any]:
+    c = _LOT.c
+    return select(c.id, c.citizen_id, c.earned_on, c.expires_on).where(
+        in_list(on_postgres, c.citizen_id, "citizens"), in_list(on_postgres, c.earned_on, "days")
+    )
+
+
 def _companion_transfer(session: Session, companion: Companion | None) -> int | None:
     if companion is None or not companion.postings:
         return None
@@ -515,14 +534,11 @@ def _record_awards(
         )
         citizens = sorted({k[0] for k in lot_add})
         days = sorted({k[1] for k in lot_add})
+        stmt = _lot_ids_stmt(postgres(session))
         for start in range(0, len(citizens), _CHUNK):
             # Core columns and one fetch: hundreds of rows, no ORM loading.
-            for lot_id, citizen_id, earned_on, expires_on in session.execute(
-                select(_LOT.c.id, _LOT.c.citizen_id, _LOT.c.earned_on, _LOT.c.expires_on).where(
-                    in_values(session, _LOT.c.citizen_id, citizens[start : start + _CHUNK]),
-                    _LOT.c.earned_on.in_(days),
-                )
-            ).all():
+            chunk = {"citizens": citizens[start : start + _CHUNK], "days": days}
+            for lot_id, citizen_id, earned_on, expires_on in fetch_all(session, stmt, chunk):
                 lot_ids[(citizen_id, earned_on, expires_on)] = lot_id
 
     # Ledger: ONE transfer for the whole batch, issuance -> one posting per citizen (the sum of that

@@ -1,4 +1,5 @@
-"""Executemany without SQLAlchemy's per-row parameter layer, for the ingestion hot path on SQLite.
+"""Executemany without SQLAlchemy's per-row parameter layer, and reads without its result layer,
+for the ingestion hot path on SQLite.
 
 `session.execute(stmt, rows)` builds, for every row of an executemany, a fresh parameter dict through
 the compiler's `construct_params` before converting its values; for a 25-column insert of 500 rows
@@ -6,8 +7,12 @@ that costs more than SQLite's own work. `execute_many` compiles the statement on
 column keys, dialect), converts each value with the column type's own bind processor (so what is
 stored is exactly what `session.execute` would have stored) and hands the DBAPI cursor one list.
 
-Use it with statements built once (module constants, or the cached builders in `kit.dialect`): the
-compiled form is cached by statement identity.
+`fetch_all` does the same for a SELECT built once with named parameters: the batch's look-ups
+(accounts, bindings, daily totals, each keyed by hundreds of values) spent more time building,
+compiling and wrapping their statements and rows than SQLite spent answering them.
+
+Use both with statements built once (module constants, or the cached builders in `kit.dialect`):
+the compiled form is cached by statement identity.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import Any, cast
 
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
-from sqlalchemy.sql import ClauseElement, Executable
+from sqlalchemy.sql import ClauseElement, Executable, Select
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from tanhui.kit.db import generic_plans_for_writes
@@ -92,3 +97,62 @@ def execute_many(session: Session, stmt: ClauseElement, rows: Sequence[Mapping[s
         params = [dict(zip(names, row_values, strict=True)) for row_values in params]
     result = connection.exec_driver_sql(sql, params)
     return int(result.rowcount)
+
+
+@lru_cache(maxsize=256)
+def _compiled_select(
+    stmt: Select[Any], dialect: Dialect
+) -> tuple[
+    str,
+    tuple[Any, ...],
+    tuple[tuple[int, Callable[[Any], Any]], ...],
+    tuple[tuple[int, Callable[[Any], Any]], ...],
+]:
+    """(SQL text, bind values in order, (position, converter) of binds, (position, converter) of
+    result columns): SQLite's binds are positional (qmark). A bind value is its name (a str) when
+    the caller gives it, or the statement's own literal in a 1-tuple."""
+    compiled = cast(SQLCompiler, stmt.compile(dialect=dialect))
+    names: list[Any] = []
+    binds = []
+    for i, name in enumerate(compiled.positiontup or ()):
+        bind = compiled.binds[name]
+        names.append(name if bind.required else (bind.value,))
+        convert = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        if convert is not None:
+            binds.append((i, convert))
+    results = []
+    for i, selected in enumerate(stmt.selected_columns):
+        convert = selected.type.dialect_impl(dialect).result_processor(dialect, None)
+        if convert is not None:
+            results.append((i, convert))
+    return compiled.string, tuple(names), tuple(binds), tuple(results)
+
+
+def fetch_all(
+    session: Session, stmt: Select[Any], params: Mapping[str, Any]
+) -> list[tuple[Any, ...]]:
+    """The rows of `stmt` as tuples, each value converted by its column type (as `session.execute`
+    would give them). `params` names every bind parameter of the statement.
+
+    On SQLite the statement runs on the DBAPI cursor of the session's connection, in its
+    transaction; elsewhere through `session.execute`.
+    """
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        return [tuple(row) for row in session.execute(stmt, params)]
+    session.flush()  # as a session's autoflush would, before reading
+    sql, names, binds, results = _compiled_select(stmt, connection.dialect)
+    values = [params[name] if type(name) is str else name[0] for name in names]
+    for i, convert in binds:
+        values[i] = convert(values[i])
+    cursor = connection.connection.cursor()
+    try:
+        rows: list[tuple[Any, ...]] = cursor.execute(sql, values).fetchall()
+    finally:
+        cursor.close()
+    if not results or not rows:
+        return rows
+    columns: list[Any] = list(zip(*rows, strict=True))
+    for i, convert in results:
+        columns[i] = list(map(convert, columns[i]))
+    return list(zip(*columns, strict=True))

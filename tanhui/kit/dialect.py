@@ -22,7 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import FromClause
 from sqlalchemy.sql.dml import Insert
-from sqlalchemy.types import TypeEngine
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from tanhui.kit.bulk import convert_column
 
@@ -32,7 +32,7 @@ def insert_ignore(session: Session, table: Table, index_elements: list[str]) -> 
 
     Built once per (database, table, columns): the same object each time, so `kit.bulk.execute_many`
     compiles it once."""
-    return _insert_ignore(_postgres(session), table, tuple(index_elements))
+    return _insert_ignore(postgres(session), table, tuple(index_elements))
 
 
 @lru_cache(maxsize=128)
@@ -65,7 +65,7 @@ def upsert_add(
     giving way to the other. Built once per arguments, like `insert_ignore`.
     """
     return _upsert(
-        _postgres(session),
+        postgres(session),
         table,
         tuple(index_elements),
         tuple(add_columns),
@@ -80,7 +80,7 @@ def upsert_set(
 ) -> Insert:
     """INSERT ... ON CONFLICT (cols) DO UPDATE SET c = excluded.c for each set column: a row
     written whole whether or not it existed. Built once per arguments, like `insert_ignore`."""
-    return _upsert(_postgres(session), table, tuple(index_elements), tuple(set_columns), add=False)
+    return _upsert(postgres(session), table, tuple(index_elements), tuple(set_columns), add=False)
 
 
 @lru_cache(maxsize=128)
@@ -122,14 +122,15 @@ def serialise_on(session: Session, key: str) -> None:
     PostgreSQL: a transaction-level advisory lock on the key's 64-bit hash (two keys sharing a hash
     only wait for each other needlessly). SQLite lets one writer in at a time already.
     """
-    if _postgres(session):
+    if postgres(session):
         session.execute(_ADVISORY_LOCK, {"key": key})
 
 
 _ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
 
 
-def _postgres(session: Session) -> bool:
+def postgres(session: Session) -> bool:
+    """Whether the session's database is PostgreSQL (statement builders cache per database)."""
     return session.get_bind().dialect.name == "postgresql"
 
 
@@ -148,13 +149,41 @@ def in_values(session: Session, column: Any, values: Sequence[Any]) -> Any:
     SQLite reads the list from a JSON array (`json_each`) and PostgreSQL from an array
     (`= ANY(...)`); both still search the column's index value by value.
     """
-    if _postgres(session):
+    if postgres(session):
         return column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(column.type)))
     return column.in_(
         select(literal_column("value")).select_from(
             func.json_each(bindparam(None, json.dumps(list(values)), type_=String()))
         )
     )
+
+
+def in_list(postgres: bool, column: Any, name: str) -> Any:
+    """`column IN :name` as `in_values` writes it, with the list a NAMED parameter: for statements
+    built once per database and run with `kit.bulk.fetch_all`, which takes the list itself."""
+    if postgres:
+        return column == any_(bindparam(name, type_=postgresql.ARRAY(column.type)))
+    return column.in_(
+        select(literal_column("value")).select_from(
+            func.json_each(bindparam(name, type_=_List(column.type)))
+        )
+    )
+
+
+class _List(TypeDecorator[Any]):
+    """A list bound as its JSON text, for SQLite's json_each: each item first as the column type
+    stores it (a date as its ISO text)."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, item: TypeEngine[Any]) -> None:
+        super().__init__()
+        self.item = item
+
+    def process_bind_param(self, value: Any, dialect: Any) -> str:
+        convert = self.item.dialect_impl(dialect).bind_processor(dialect)
+        return json.dumps(list(value) if convert is None else [convert(v) for v in value])
 
 
 def rows_table(
@@ -169,16 +198,38 @@ def rows_table(
     type's own bind processor, so a timestamp compares with the stored text); PostgreSQL from one
     array per column (`unnest`). Its columns are `.c.<name>`.
     """
-    if _postgres(session):
-        arrays = [
-            bindparam(None, [row[i] for row in rows], type_=postgresql.ARRAY(type_))
-            for i, (_, type_) in enumerate(columns)
-        ]
-        return (
-            func.unnest(*arrays)
-            .table_valued(*(column(name, type_) for name, type_ in columns))
-            .render_derived()
-        )
+    on_postgres = postgres(session)
+    values = rows_params(session, columns, rows, "rows").values()
+    types = _param_types(on_postgres, columns)
+    return _rows_table(
+        on_postgres,
+        columns,
+        [bindparam(None, v, type_=t) for v, t in zip(values, types, strict=True)],
+    )
+
+
+def rows_from(
+    on_postgres: bool, columns: Sequence[tuple[str, TypeEngine[Any]]], name: str
+) -> FromClause:
+    """`rows_table` with NAMED parameters, for a statement built once per database and run with
+    `kit.bulk.fetch_all`; `rows_params` gives their values."""
+    names = _param_names(on_postgres, columns, name)
+    types = _param_types(on_postgres, columns)
+    return _rows_table(
+        on_postgres, columns, [bindparam(n, type_=t) for n, t in zip(names, types, strict=True)]
+    )
+
+
+def rows_params(
+    session: Session,
+    columns: Sequence[tuple[str, TypeEngine[Any]]],
+    rows: Sequence[Sequence[Any]],
+    name: str,
+) -> dict[str, Any]:
+    """The parameters of `rows_from(..., name)` for these rows."""
+    if postgres(session):
+        names = _param_names(True, columns, name)
+        return {n: [row[i] for row in rows] for i, n in enumerate(names)}
     dialect = session.get_bind().dialect
     converters = [type_.dialect_impl(dialect).bind_processor(dialect) for _, type_ in columns]
     if rows and any(converters):
@@ -187,7 +238,32 @@ def rows_table(
             if convert is not None:
                 values[i] = convert_column(values[i], convert)
         rows = list(zip(*values, strict=True))
-    each = func.json_each(bindparam(None, json.dumps(rows), type_=String())).table_valued("value")
+    return {name: json.dumps(rows)}
+
+
+def _param_names(
+    on_postgres: bool, columns: Sequence[tuple[str, TypeEngine[Any]]], name: str
+) -> list[str]:
+    # PostgreSQL: an array per column; SQLite: the rows as one JSON text.
+    return [f"{name}_{i}" for i in range(len(columns))] if on_postgres else [name]
+
+
+def _param_types(
+    on_postgres: bool, columns: Sequence[tuple[str, TypeEngine[Any]]]
+) -> list[TypeEngine[Any]]:
+    return [postgresql.ARRAY(t) for _, t in columns] if on_postgres else [String()]
+
+
+def _rows_table(
+    on_postgres: bool, columns: Sequence[tuple[str, TypeEngine[Any]]], binds: Sequence[Any]
+) -> FromClause:
+    if on_postgres:
+        return (
+            func.unnest(*binds)
+            .table_valued(*(column(name, type_) for name, type_ in columns))
+            .render_derived()
+        )
+    each = func.json_each(binds[0]).table_valued("value")
     return (
         select(
             *(

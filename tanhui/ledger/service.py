@@ -9,15 +9,23 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import BigInteger, bindparam, event, func, insert, select, update
+from sqlalchemy import BigInteger, Select, bindparam, event, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from tanhui.kit.bulk import execute_many
+from tanhui.kit.bulk import execute_many, fetch_all
 from tanhui.kit.db import utcnow
-from tanhui.kit.dialect import in_values, insert_ignore, rows_table, serialised_writers
+from tanhui.kit.dialect import (
+    in_list,
+    in_values,
+    insert_ignore,
+    postgres,
+    rows_table,
+    serialised_writers,
+)
 from tanhui.kit.errors import Conflict, IdempotencyConflict, InvalidInput, NotFound
 from tanhui.kit.fingerprint import fingerprint
 from tanhui.ledger.models import Account, Asset, Hold, Posting, Transfer
@@ -229,17 +237,20 @@ def open_accounts(
 def _account_ids(
     session: Session, owner_type: str, owner_ids: list[str], asset: str, name: str
 ) -> dict[str, int]:
+    params = {"owner_type": owner_type, "owner_ids": owner_ids, "asset": asset, "name": name}
+    return dict(fetch_all(session, _account_ids_stmt(postgres(session)), params))
+
+
+@lru_cache(maxsize=2)
+def _account_ids_stmt(on_postgres: bool) -> Select[Any]:
     # Core columns, not ORM attributes: a batch reads hundreds of rows and the ORM loading is slower.
     c = _table.c
-    rows = session.execute(
-        select(c.owner_id, c.id).where(
-            c.owner_type == owner_type,
-            in_values(session, c.owner_id, owner_ids),
-            c.asset_code == asset,
-            c.name == name,
-        )
+    return select(c.owner_id, c.id).where(
+        c.owner_type == bindparam("owner_type"),
+        in_list(on_postgres, c.owner_id, "owner_ids"),
+        c.asset_code == bindparam("asset"),
+        c.name == bindparam("name"),
     )
-    return dict(rows.all())
 
 
 def platform_account(session: Session, asset: str, name: str) -> Account:

@@ -1,5 +1,6 @@
-"""`kit.bulk.execute_many` stores exactly what `session.execute(stmt, rows)` stores, and UTCDateTime's
-fast SQLite conversion writes exactly SQLAlchemy's DATETIME text."""
+"""`kit.bulk.execute_many` stores exactly what `session.execute(stmt, rows)` stores, `fetch_all` reads
+exactly what it reads, and UTCDateTime's fast SQLite conversion writes exactly SQLAlchemy's DATETIME
+text."""
 
 from __future__ import annotations
 
@@ -19,13 +20,16 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    bindparam,
     insert,
+    select,
     text,
 )
 from sqlalchemy.dialects import sqlite
 
-from tanhui.kit.bulk import execute_many
+from tanhui.kit.bulk import execute_many, fetch_all
 from tanhui.kit.db import UTCDateTime, create_db_engine, make_session_factory
+from tanhui.kit.dialect import in_list, rows_from, rows_params
 
 _dialect = sqlite.dialect()
 _zones = st.integers(min_value=-14 * 60, max_value=14 * 60).map(
@@ -116,4 +120,60 @@ def test_repeated_timestamps_in_two_zones_keep_their_own_text(tmp_path: Path) ->
         stored = connection.execute(text("SELECT at FROM t ORDER BY id")).scalars().all()
     assert stored[0] != stored[1]
     assert date(2026, 1, 2).isoformat() in stored[0]
+    engine.dispose()
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(min_value=-(2**63), max_value=2**63 - 1),
+            st.sampled_from(["a", "b", "碳"]),
+            st.one_of(st.none(), _instants),
+            st.one_of(st.none(), st.dates()),
+            st.one_of(st.none(), st.dictionaries(st.text(max_size=5), st.integers(), max_size=3)),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=30,
+    ),
+    st.lists(st.integers(min_value=1, max_value=40), max_size=10),
+)
+def test_fetch_all_reads_what_core_reads(tmp_path_factory, values, wanted) -> None:  # type: ignore[no-untyped-def]
+    path: Path = tmp_path_factory.mktemp("fetch") / "fetch.db"
+    engine = create_db_engine(f"sqlite:///{path}")
+    metadata, table, _ = _tables()
+    metadata.create_all(engine)
+    rows = [
+        {"id": i + 1, "n": n, "s": s, "at": at, "day": d, "doc": doc, "flag": flag}
+        for i, (n, s, at, d, doc, flag) in enumerate(values)
+    ]
+    c = table.c
+    # Named parameters (a list among them), a literal of the statement's own, typed results.
+    by_ids = select(c.id, c.n, c.s, c.at, c.day, c.doc, c.flag).where(
+        in_list(False, c.id, "ids"), c.s != "b", c.n >= bindparam("least")
+    )
+    keys = rows_from(False, [("id", Integer()), ("s", String())], "keys")
+    joined = (
+        select(c.id, c.at).select_from(keys).join(table, (c.id == keys.c.id) & (c.s == keys.c.s))
+    )
+    with make_session_factory(engine).begin() as session:
+        session.execute(insert(table), rows)
+        params = {"ids": wanted, "least": 0}
+        assert sorted(fetch_all(session, by_ids, params)) == sorted(
+            tuple(row) for row in session.execute(by_ids, params)
+        )
+        pairs = [(i, s) for i, (_, s, *_rest) in enumerate(values, start=1)][::2]
+        keyed = rows_params(session, [("id", Integer()), ("s", String())], pairs, "keys")
+        assert sorted(fetch_all(session, joined, keyed)) == sorted(
+            tuple(row) for row in session.execute(joined, keyed)
+        )
+        assert len(fetch_all(session, joined, keyed)) == len(pairs)
+        # A list of dates goes in as the column stores them.
+        on_days = select(c.id).where(in_list(False, c.day, "days"))
+        days = {"days": [d for (*_, d, _doc, _flag) in values if d is not None][:5]}
+        assert sorted(fetch_all(session, on_days, days)) == sorted(
+            tuple(row) for row in session.execute(on_days, days)
+        )
+        assert len(fetch_all(session, on_days, days)) >= len(set(days["days"]))
     engine.dispose()

@@ -13,9 +13,11 @@ import secrets
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import Text, cast, select, update
+from sqlalchemy import Select, Text, bindparam, cast, select, update
 from sqlalchemy.orm import Session
 
 from tanhui.identity.models import AuthorisationCode, Binding, Partner
@@ -33,8 +35,9 @@ from tanhui.identity.service.partners import (
     get_partner,
     validate_scenarios,
 )
+from tanhui.kit.bulk import fetch_all
 from tanhui.kit.db import utcnow
-from tanhui.kit.dialect import in_values
+from tanhui.kit.dialect import in_list, postgres
 from tanhui.kit.errors import Conflict, Forbidden, InvalidInput, NotFound, TanhuiError
 
 AUTH_CODE_TTL = timedelta(minutes=10)
@@ -307,21 +310,27 @@ def bindings_for(
     # A partner's users mostly consent to the same few scenario lists: each list's JSON text is
     # parsed once per call, not once per row (Core columns, as a batch reads hundreds).
     consented: dict[str, frozenset[str]] = {}
-    table = Binding.__table__.c
+    stmt = _bindings_stmt(postgres(session))
     for start in range(0, len(ids), _CHUNK):
-        rows = session.execute(
-            select(table.partner_user_id, table.citizen_id, cast(table.scenarios, Text)).where(
-                table.partner_id == partner_id,
-                in_values(session, table.partner_user_id, ids[start : start + _CHUNK]),
-                table.status == "active",
-            )
+        rows = fetch_all(
+            session, stmt, {"partner_id": partner_id, "user_ids": ids[start : start + _CHUNK]}
         )
-        for user_id, citizen_id, text in rows.all():
+        for user_id, citizen_id, text in rows:
             scenarios = consented.get(text)
             if scenarios is None:
                 scenarios = consented[text] = frozenset(json.loads(text))
             result[user_id] = BindingInfo(citizen_id, scenarios)
     return result
+
+
+@lru_cache(maxsize=2)
+def _bindings_stmt(on_postgres: bool) -> Select[Any]:
+    table = Binding.__table__.c
+    return select(table.partner_user_id, table.citizen_id, cast(table.scenarios, Text)).where(
+        table.partner_id == bindparam("partner_id"),
+        in_list(on_postgres, table.partner_user_id, "user_ids"),
+        table.status == "active",
+    )
 
 
 def _view(binding: Binding, partner_name: str) -> BindingView:
