@@ -81,6 +81,7 @@ _NOT_ALLOWED = "scenario_not_allowed"
 
 _T: Table = ActivityRecord.__table__  # type: ignore[assignment]
 _D: Table = ActivityDaily.__table__  # type: ignore[assignment]
+_MAX_ID = select(func.max(_T.c.id))
 _ENCODED = ("quantities", "evidence", "review_reasons")  # JSON columns, see `_Encoders`
 _INSERT_ENCODED = insert(_T).values({name: bindparam(name, type_=Text()) for name in _ENCODED})
 
@@ -856,7 +857,7 @@ def _allocate_ids(session: Session, rows: Sequence[dict[str, Any]]) -> dict[str,
     if not rows:
         return {}
     if serialised_writers(session):
-        first = int(session.scalar(select(func.coalesce(func.max(_T.c.id), 0))) or 0) + 1
+        first = int(fetch_all(session, _MAX_ID, {})[0][0] or 0) + 1
         return {row["external_id"]: first + n for n, row in enumerate(rows)}
     ids = session.scalars(
         text(
@@ -917,8 +918,8 @@ def credit_records(
         accounts = ledger_service.open_accounts(
             session, owner_type=CITIZEN, owner_ids=per_citizen, asset=ledger_service.CO2E_MG
         )
-        issuance = ledger_service.platform_account(session, ledger_service.CO2E_MG, ISSUANCE)
-        postings = [(issuance.id, -sum(per_citizen.values()))]
+        issuance = ledger_service.platform_account_id(session, ledger_service.CO2E_MG, ISSUANCE)
+        postings = [(issuance, -sum(per_citizen.values()))]
         postings += [(accounts[str(c)], mg) for c, mg in sorted(per_citizen.items())]
     awards = [
         (

@@ -552,11 +552,11 @@ def _record_awards(
             per_citizen[awards[i].citizen_id] += points
     postings: list[tuple[int, int]] = []
     if per_citizen:
-        issuance = ledger_service.platform_account(session, POINT, ISSUANCE)
+        issuance = ledger_service.platform_account_id(session, POINT, ISSUANCE)
         accounts = ledger_service.open_accounts(
             session, owner_type=CITIZEN, owner_ids=per_citizen, asset=POINT
         )
-        postings = [(issuance.id, -sum(per_citizen.values()))]
+        postings = [(issuance, -sum(per_citizen.values()))]
         postings += [(accounts[str(c)], n) for c, n in sorted(per_citizen.items())]
     first = awards[fresh[0][0]]
     meta: Mapping[str, Any] = {"awards": len(fresh), "first_source": first.source}

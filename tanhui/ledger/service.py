@@ -265,6 +265,31 @@ def platform_account(session: Session, asset: str, name: str) -> Account:
     )
 
 
+def platform_account_id(session: Session, asset: str, name: str) -> int:
+    """`platform_account`'s id, read without loading the ORM row (a batch asks for two)."""
+    found = fetch_all(
+        session,
+        _platform_stmt(postgres(session)),
+        {"owner_type": PLATFORM, "owner_id": PLATFORM, "asset": asset, "name": name},
+    )
+    if not found:
+        return platform_account(session, asset, name).id  # created on first use
+    account_id, bounded = found[0]
+    _remember_accounts(session, {account_id: (asset, bounded)})
+    return int(account_id)
+
+
+@lru_cache(maxsize=2)
+def _platform_stmt(on_postgres: bool) -> Select[Any]:
+    c = _table.c
+    return select(c.id, c.bounded).where(
+        c.owner_type == bindparam("owner_type"),
+        c.owner_id == bindparam("owner_id"),
+        c.asset_code == bindparam("asset"),
+        c.name == bindparam("name"),
+    )
+
+
 def balance(session: Session, account_id: int) -> Balance:
     account = session.get(Account, account_id)
     if account is None:
@@ -358,18 +383,22 @@ def _existing_transfers(
 ) -> dict[str, tuple[str, TransferRecord]]:
     found: dict[str, tuple[str, TransferRecord]] = {}
     unique = sorted(set(keys))
+    stmt = _transfer_keys_stmt(postgres(session))
     for start in range(0, len(unique), _CHUNK):
-        c = _transfers.c  # Core columns: this runs for every transfer, a batch's included
-        rows = session.execute(
-            select(c.id, c.idempotency_key, c.request_hash).where(
-                in_values(session, c.idempotency_key, unique[start : start + _CHUNK])
-            )
-        ).all()
+        rows = fetch_all(session, stmt, {"keys": unique[start : start + _CHUNK]})
         if rows:
-            records = {r.id: r for r in _load_records(session, [row.id for row in rows], True)}
-            for row in rows:
-                found[row.idempotency_key] = (row.request_hash, records[row.id])
+            records = {r.id: r for r in _load_records(session, [row[0] for row in rows], True)}
+            for transfer_id, key, request_hash in rows:
+                found[key] = (request_hash, records[transfer_id])
     return found
+
+
+@lru_cache(maxsize=2)
+def _transfer_keys_stmt(on_postgres: bool) -> Select[Any]:
+    c = _transfers.c  # Core columns: this runs for every transfer, a batch's included
+    return select(c.id, c.idempotency_key, c.request_hash).where(
+        in_list(on_postgres, c.idempotency_key, "keys")
+    )
 
 
 def _apply(
