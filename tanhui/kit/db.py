@@ -98,11 +98,8 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 _BUSY_TIMEOUT_S = 10
-# About SQLite's default automatic checkpoint (1,000 pages, 4 MB of log): an ingestion batch writes
-# some 3,500 rows in 500-600 pages. A checkpoint copies each page once however often it changed
-# since the last, so a longer interval copies less: at 300,000 records, checkpointing every 1,000
-# rows cost 18 ms per 500-record batch, every 10,000 rows 8 ms (measured in process).
-_CHECKPOINT_ROWS = 10_000
+# About SQLite's default automatic checkpoint (1,000 pages): a written row dirties a page or more.
+_CHECKPOINT_ROWS = 1000
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
