@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import multiprocessing
 import os
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import event, text
 
+from tanhui.kit import db
 from tanhui.kit.db import (
     create_db_engine,
     make_session_factory,
@@ -160,4 +162,40 @@ def test_the_write_ahead_log_is_copied_back_as_writers_commit(tmp_path: Path) ->
         with engine.connect() as c:
             assert c.execute(text("SELECT count(*) FROM wide")).scalar_one() == 5000
     finally:
+        engine.dispose()
+
+
+def test_the_log_starts_over_while_readers_never_all_stop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two readers taking turns always hold a snapshot, so a PASSIVE checkpoint never reaches the
+    log's end and SQLite never reuses the log: it grew with all that was written (5 MB here).
+    Past `_RESTART_FRAMES` a checkpoint waits for the old snapshots and the log starts over."""
+    monkeypatch.setattr(db, "_RESTART_FRAMES", 300)  # 1.2 MB, so that a short test crosses it
+    path = tmp_path / "busy.db"
+    engine = create_db_engine(f"sqlite:///{path}")
+    reading = read_only_factory(make_session_factory(engine))
+    stop = threading.Event()
+
+    def reader() -> None:
+        while not stop.is_set():
+            with reading() as session:
+                session.execute(text("SELECT count(*) FROM wide")).scalar_one()
+                time.sleep(0.003)  # a snapshot held while the other reader starts its own
+
+    try:
+        with engine.begin() as c:
+            c.execute(text("CREATE TABLE wide (k INTEGER PRIMARY KEY, v TEXT NOT NULL)"))
+        readers = [threading.Thread(target=reader) for _ in range(2)]
+        for t in readers:
+            t.start()
+        for _ in range(50):
+            with engine.begin() as c:  # 50 x 500 rows of 200 bytes: 5 MB written in all
+                c.execute(text("INSERT INTO wide (v) VALUES (:v)"), [{"v": "x" * 200}] * 500)
+        stop.set()
+        for t in readers:
+            t.join()
+        assert Path(f"{path}-wal").stat().st_size < 3_000_000
+    finally:
+        stop.set()
         engine.dispose()
