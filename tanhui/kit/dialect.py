@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -149,24 +149,22 @@ def in_values(session: Session, column: Any, values: Sequence[Any]) -> Any:
     SQLite reads the list from a JSON array (`json_each`) and PostgreSQL from an array
     (`= ANY(...)`); both still search the column's index value by value.
     """
-    if postgres(session):
-        return column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(column.type)))
-    return column.in_(
-        select(literal_column("value")).select_from(
-            func.json_each(bindparam(None, json.dumps(list(values)), type_=String()))
-        )
-    )
+    values = list(values)
+    return _in(postgres(session), column, lambda type_: bindparam(None, values, type_=type_))
 
 
 def in_list(postgres: bool, column: Any, name: str) -> Any:
     """`column IN :name` as `in_values` writes it, with the list a NAMED parameter: for statements
     built once per database and run with `kit.bulk.fetch_all`, which takes the list itself."""
-    if postgres:
-        return column == any_(bindparam(name, type_=postgresql.ARRAY(column.type)))
+    return _in(postgres, column, lambda type_: bindparam(name, type_=type_))
+
+
+def _in(on_postgres: bool, column: Any, bind: Callable[[TypeEngine[Any]], Any]) -> Any:
+    """`column IN` the list `bind` makes a parameter of, given the list's type."""
+    if on_postgres:
+        return column == any_(bind(postgresql.ARRAY(column.type)))
     return column.in_(
-        select(literal_column("value")).select_from(
-            func.json_each(bindparam(name, type_=_List(column.type)))
-        )
+        select(literal_column("value")).select_from(func.json_each(bind(_List(column.type))))
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -48,6 +49,29 @@ def test_utc_datetime_writes_sqlalchemys_sqlite_text(value: datetime) -> None:
     assert fast(value) == plain(value.astimezone(UTC).replace(tzinfo=None))
 
 
+def _values(texts: st.SearchStrategy[str]) -> st.SearchStrategy[list[tuple[Any, ...]]]:
+    """Rows for `_tables`' columns (id aside), the text column drawn from `texts`."""
+    return st.lists(
+        st.tuples(
+            st.integers(min_value=-(2**63), max_value=2**63 - 1),
+            texts,
+            st.one_of(st.none(), _instants),
+            st.one_of(st.none(), st.dates()),
+            st.one_of(st.none(), st.dictionaries(st.text(max_size=5), st.integers(), max_size=3)),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=30,
+    )
+
+
+def _rows(values: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    return [
+        {"id": i + 1, "n": n, "s": s, "at": at, "day": d, "doc": doc, "flag": flag}
+        for i, (n, s, at, d, doc, flag) in enumerate(values)
+    ]
+
+
 def _tables() -> tuple[MetaData, Table, Table]:
     metadata = MetaData()
 
@@ -68,29 +92,13 @@ def _tables() -> tuple[MetaData, Table, Table]:
 
 
 @settings(max_examples=25, deadline=None)
-@given(
-    st.lists(
-        st.tuples(
-            st.integers(min_value=-(2**63), max_value=2**63 - 1),
-            st.text(max_size=20).filter(lambda s: "\x00" not in s),
-            st.one_of(st.none(), _instants),
-            st.one_of(st.none(), st.dates()),
-            st.one_of(st.none(), st.dictionaries(st.text(max_size=5), st.integers(), max_size=3)),
-            st.booleans(),
-        ),
-        min_size=1,
-        max_size=30,
-    )
-)
+@given(_values(st.text(max_size=20).filter(lambda s: "\x00" not in s)))
 def test_execute_many_stores_what_core_stores(tmp_path_factory, values) -> None:  # type: ignore[no-untyped-def]
     path: Path = tmp_path_factory.mktemp("bulk") / "bulk.db"
     engine = create_db_engine(f"sqlite:///{path}")
     metadata, core, bulk = _tables()
     metadata.create_all(engine)
-    rows = [
-        {"id": i + 1, "n": n, "s": s, "at": at, "day": d, "doc": doc, "flag": flag}
-        for i, (n, s, at, d, doc, flag) in enumerate(values)
-    ]
+    rows = _rows(values)
     with make_session_factory(engine).begin() as session:
         session.execute(insert(core), rows)
         assert execute_many(session, insert(bulk), rows) == len(rows)
@@ -125,18 +133,7 @@ def test_repeated_timestamps_in_two_zones_keep_their_own_text(tmp_path: Path) ->
 
 @settings(max_examples=25, deadline=None)
 @given(
-    st.lists(
-        st.tuples(
-            st.integers(min_value=-(2**63), max_value=2**63 - 1),
-            st.sampled_from(["a", "b", "碳"]),
-            st.one_of(st.none(), _instants),
-            st.one_of(st.none(), st.dates()),
-            st.one_of(st.none(), st.dictionaries(st.text(max_size=5), st.integers(), max_size=3)),
-            st.booleans(),
-        ),
-        min_size=1,
-        max_size=30,
-    ),
+    _values(st.sampled_from(["a", "b", "碳"])),
     st.lists(st.integers(min_value=1, max_value=40), max_size=10),
 )
 def test_fetch_all_reads_what_core_reads(tmp_path_factory, values, wanted) -> None:  # type: ignore[no-untyped-def]
@@ -144,10 +141,7 @@ def test_fetch_all_reads_what_core_reads(tmp_path_factory, values, wanted) -> No
     engine = create_db_engine(f"sqlite:///{path}")
     metadata, table, _ = _tables()
     metadata.create_all(engine)
-    rows = [
-        {"id": i + 1, "n": n, "s": s, "at": at, "day": d, "doc": doc, "flag": flag}
-        for i, (n, s, at, d, doc, flag) in enumerate(values)
-    ]
+    rows = _rows(values)
     c = table.c
     # Named parameters (a list among them), a literal of the statement's own, typed results.
     by_ids = select(c.id, c.n, c.s, c.at, c.day, c.doc, c.flag).where(
