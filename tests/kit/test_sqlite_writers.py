@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import multiprocessing
 import os
+import sqlite3
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -199,3 +200,24 @@ def test_the_log_starts_over_while_readers_never_all_stop(
     finally:
         stop.set()
         engine.dispose()
+
+
+def test_a_new_database_gets_8_kb_pages_and_an_existing_one_keeps_its_own(tmp_path: Path) -> None:
+    def page_size(path: Path) -> int:
+        engine = create_db_engine(f"sqlite:///{path}")
+        with engine.connect() as connection:
+            size = int(connection.exec_driver_sql("PRAGMA page_size").scalar_one())
+            mode = connection.exec_driver_sql("PRAGMA journal_mode").scalar_one()
+        engine.dispose()
+        assert mode == "wal"
+        return size
+
+    assert page_size(tmp_path / "new.db") == 8192
+
+    older = sqlite3.connect(tmp_path / "old.db")
+    older.execute("PRAGMA page_size=4096")
+    older.execute("PRAGMA journal_mode=WAL")
+    older.execute("CREATE TABLE t (a INTEGER)")
+    older.commit()
+    older.close()
+    assert page_size(tmp_path / "old.db") == 4096
