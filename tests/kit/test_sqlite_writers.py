@@ -221,3 +221,31 @@ def test_a_new_database_gets_8_kb_pages_and_an_existing_one_keeps_its_own(tmp_pa
     older.commit()
     older.close()
     assert page_size(tmp_path / "old.db") == 4096
+
+
+def test_lock_free_work_yields_to_its_process_writer_until_it_ends(engine) -> None:  # type: ignore[no-untyped-def]
+    writing, ending, ended = threading.Event(), threading.Event(), threading.Event()
+
+    def writer(finish: str) -> None:
+        with engine.connect() as connection:
+            transaction = connection.begin()
+            connection.execute(text("UPDATE counter SET n = n + 1"))
+            db.yield_to_writer(timeout=30)  # the writer itself never waits for itself
+            writing.set()
+            ending.wait(30)
+            ended.set()
+            getattr(transaction, finish)()
+
+    for finish in ("commit", "rollback"):
+        for event_ in (writing, ending, ended):
+            event_.clear()
+        thread = threading.Thread(target=writer, args=(finish,))
+        thread.start()
+        assert writing.wait(30)
+        db.yield_to_writer(timeout=0.05)  # gives up after its timeout: the writer still writes
+        assert not ended.is_set()
+        threading.Timer(0.1, ending.set).start()
+        db.yield_to_writer(timeout=30)
+        assert ended.is_set()  # returned once the transaction ended, not before
+        thread.join(30)
+    db.yield_to_writer(timeout=30)  # no writer: returns at once
