@@ -101,7 +101,9 @@ _BUSY_TIMEOUT_S = 10
 _PAGE_SIZE = 8192
 # About SQLite's default automatic checkpoint (1,000 pages): a written row dirties a page or more.
 _CHECKPOINT_ROWS = 1000
-# Log frames (pages) past which a checkpoint starts the log over (`_WriterQueue._restart`): 16 MB.
+# Log frames (pages) past which a checkpoint starts the log over (`_WriterQueue._restart`): 32 MB
+# of 8 KB pages. Over HTTP at 200,000 records, 2,000 frames did no better (10,379 against 10,737
+# records/s in three alternating runs).
 _RESTART_FRAMES = 4000
 _RESTART_WAIT_MS = 50
 
