@@ -264,7 +264,6 @@ class _WriterQueue:
 
 
 _HOLDS_QUEUE = "tanhui_writer_queue"
-_WRITING_THREAD = "tanhui_writing_thread"
 
 
 def _install_writer_queue(engine: Engine) -> None:
@@ -293,8 +292,11 @@ def _install_writer_queue(engine: Engine) -> None:
                 queue.release()
             raise
         if held:
-            connection.info[_HOLDS_QUEUE] = connection.connection.total_changes
-            connection.info[_WRITING_THREAD] = threading.get_ident()
+            # (changes so far, the writing thread): what `end` needs to let go of the queue
+            connection.info[_HOLDS_QUEUE] = (
+                connection.connection.total_changes,
+                threading.get_ident(),
+            )
             _writing.enter()
 
     def releasing(finish: Callable[[Any], None], *, committing: bool) -> Callable[[Any], None]:
@@ -306,19 +308,20 @@ def _install_writer_queue(engine: Engine) -> None:
             try:
                 finish(dbapi_connection)
             finally:
-                changes_at_begin = info.pop(_HOLDS_QUEUE, None)
-                if changes_at_begin is not None:
-                    _writing.leave(info.pop(_WRITING_THREAD))
+                holding = info.pop(_HOLDS_QUEUE, None)
+                if holding is not None:
+                    _writing.leave(holding[1])
                     queue.release()
-            if changes_at_begin is not None and committing:
-                queue.wrote(dbapi_connection.total_changes - changes_at_begin, dbapi_connection)
+            if holding is not None and committing:
+                queue.wrote(dbapi_connection.total_changes - holding[0], dbapi_connection)
 
         return end
 
     def invalidated(_dbapi_connection: Any, record: Any, _exception: Any = None) -> None:
         # A connection dropped mid-transaction gets no ROLLBACK call: its queue goes here.
-        if record is not None and record.info.pop(_HOLDS_QUEUE, None) is not None:
-            _writing.leave(record.info.pop(_WRITING_THREAD))
+        holding = record.info.pop(_HOLDS_QUEUE, None) if record is not None else None
+        if holding is not None:
+            _writing.leave(holding[1])
             queue.release()
 
     event.listen(engine, "begin", begin)
