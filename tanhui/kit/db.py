@@ -177,7 +177,7 @@ def yield_to_writer(timeout: float = 0.1) -> None:
     queues for the one writer, so the writer's time is the platform's throughput; a thread computing
     beside it in the same process takes the interpreter lock from it each time SQLite lets go of it.
     Measured over HTTP: a writer's hold that overlapped a batch being prepared in its own process
-    took 53-60 ms instead of 40. No-op elsewhere (PostgreSQL has no writer queue)."""
+    took 52-68 ms instead of 37-47. No-op elsewhere (PostgreSQL has no writer queue)."""
     _writing.wait(timeout)
 
 
