@@ -150,9 +150,9 @@ class _Writing:
         self._changed = threading.Condition()
         self._threads: set[int] = set()
 
-    def enter(self) -> None:
+    def enter(self, thread: int) -> None:
         with self._changed:
-            self._threads.add(threading.get_ident())
+            self._threads.add(thread)
 
     def leave(self, thread: int) -> None:
         with self._changed:
@@ -293,11 +293,9 @@ def _install_writer_queue(engine: Engine) -> None:
             raise
         if held:
             # (changes so far, the writing thread): what `end` needs to let go of the queue
-            connection.info[_HOLDS_QUEUE] = (
-                connection.connection.total_changes,
-                threading.get_ident(),
-            )
-            _writing.enter()
+            thread = threading.get_ident()
+            connection.info[_HOLDS_QUEUE] = (connection.connection.total_changes, thread)
+            _writing.enter(thread)
 
     def releasing(finish: Callable[[Any], None], *, committing: bool) -> Callable[[Any], None]:
         def end(dbapi_connection: Any) -> None:
