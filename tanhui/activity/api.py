@@ -109,7 +109,8 @@ def _push(
 
 
 @router.get(
-    "/partner/activities/{external_id}",
+    # `:path`: an external id may hold "/" (any printable ASCII is accepted at ingestion).
+    "/partner/activities/{external_id:path}",
     tags=["partner"],
     summary="A record's status (signed)",
     response_model=schemas.PartnerRecord,
@@ -123,7 +124,7 @@ def activity_status(
 
 
 @router.post(
-    "/partner/activities/{external_id}/reversal",
+    "/partner/activities/{external_id:path}/reversal",
     tags=["partner"],
     summary="Cancel a record: its reduction and points are reversed (signed, idempotent)",
     response_model=schemas.PartnerRecord,

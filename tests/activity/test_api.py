@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
 
 import pytest
 from sqlalchemy import func, select
@@ -261,6 +262,30 @@ def test_status_reversal_and_reconciliation(client, session, partner):
     } in groups
     missing = fx.signed_get(client, partner, "/v1/partner/activities/nope")
     assert (missing.status_code, missing.json()["code"]) == (404, "record_not_found")
+    assert ledger_service.check(session) == []
+
+
+@pytest.mark.parametrize(
+    "ext", ["order/2026/11/30-7", "a?b#c%d&e", "trip/reversal", "..", "x/reversal/reversal"]
+)
+def test_any_accepted_external_id_can_be_looked_up_and_reversed(client, session, partner, ext):
+    # Ingestion takes any printable ASCII id: the status and reversal paths must reach each one,
+    # percent-encoded in the path (signed as sent) or, where that means the same, as it is.
+    puid, _ = fx.bind(session, partner)
+    rec = fx.record(puid, external_id=ext)
+    session.flush()
+    assert results(fx.push(client, partner, [rec]))[0]["status"] == "credited"
+    # Dots too: clients drop "." and ".." segments of a path before sending it.
+    path = f"/v1/partner/activities/{quote(ext, safe='').replace('.', '%2E')}"
+    status = fx.signed_get(client, partner, path)
+    assert status.status_code == 200, status.text
+    assert (status.json()["external_id"], status.json()["status"]) == (ext, "credited")
+    reversal = fx.signed_post(client, partner, path + "/reversal")
+    assert reversal.status_code == 200, reversal.text
+    assert (reversal.json()["external_id"], reversal.json()["status"]) == (ext, "reversed")
+    if "?" not in ext and "#" not in ext and "%" not in ext and ".." not in ext:
+        plain = fx.signed_get(client, partner, f"/v1/partner/activities/{ext}")
+        assert plain.status_code == 200 and plain.json()["external_id"] == ext, plain.text
     assert ledger_service.check(session) == []
 
 

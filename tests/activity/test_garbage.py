@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -127,4 +128,35 @@ def test_garbage_records_never_fail_the_server(client, session: Session) -> None
 
     send()
     assert {"credited", "invalid_record"} <= seen  # both paths were taken
+    assert ledger_service.check(session) == []
+
+
+def test_garbage_ids_dates_and_reasons_never_fail_the_server(client, session: Session) -> None:
+    partner = fx.partner(session)
+    puid, _ = fx.bind(session, partner)
+    session.flush()
+    sent = fx.push(client, partner, [fx.record(puid, external_id="known")])
+    assert sent.json()["results"][0]["status"] == "credited"
+
+    @settings(
+        max_examples=40, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    )
+    @given(st.one_of(st.just("known"), garbage_text), json_value, st.one_of(garbage_text, times))
+    def send(external_id: str, reversal: Any, day: Any) -> None:
+        path = f"/v1/partner/activities/{quote(external_id, safe='')}"
+        status = fx.signed_get(client, partner, path)
+        reversed_ = fx.signed_post(
+            client, partner, path + "/reversal", json.dumps(reversal).encode()
+        )
+        day = day if isinstance(day, str) else json.dumps(day)
+        report = fx.signed_get(client, partner, "/v1/partner/reconciliation", {"date": day})
+        codes.update(r.status_code for r in (status, reversed_, report))
+        for response in (status, reversed_, report):
+            assert response.status_code < 500, (response.status_code, response.text[:500])
+            if response.status_code >= 400:
+                assert response.headers["content-type"].startswith("application/problem+json")
+
+    codes: set[int] = set()
+    send()
+    print(sorted(codes))
     assert ledger_service.check(session) == []
