@@ -592,6 +592,11 @@ def test_operator_lists_a_reward_with_codes(client, session, operator):
     }
     bad = client.post("/console/mall/rewards", data={**data, "face_value": "2.555"})
     assert bad.status_code == 422 and 'id="e-face_value"' in bad.text
+    # A form's own error is said in the page's language, not appended in English.
+    assert "金额以元为单位，最多两位小数" in bad.text
+    assert "at most 2 decimals" not in bad.text
+    english = client.post("/console/mall/rewards?lang=en", data={**data, "price_points": "0"})
+    assert english.status_code == 422 and "a whole number of points above 0" in english.text
     done = client.post("/console/mall/rewards", data=data, follow_redirects=False)
     assert done.status_code == 303
     reward = next(r for r in mall_service.list_rewards(session) if r.title_zh == "公交券")

@@ -18,7 +18,7 @@ from tanhui.kit.errors import InvalidInput, TanhuiError
 from tanhui.kit.http import get_session
 from tanhui.web import i18n, render
 from tanhui.web.auth import citizen_page
-from tanhui.web.views.common import error_map, error_page, flash, form_data, to_int
+from tanhui.web.views.common import N_, error_map, error_page, flash, form_data, to_int
 
 router = APIRouter(include_in_schema=False)
 
@@ -51,7 +51,7 @@ def revoke(
     bid = to_int(binding_id)
     try:
         if bid is None:
-            raise InvalidInput("this link does not exist", field="binding_id")
+            raise InvalidInput(N_("this link does not exist"), field="binding_id")
         identity_service.revoke_binding(session, principal.id, bid)
     except TanhuiError as exc:
         session.rollback()
@@ -76,7 +76,7 @@ def authorize_page(
     try:
         partner_id = to_int(ask["partner_id"])
         if partner_id is None:
-            raise InvalidInput("the link has no valid partner", field="partner_id")
+            raise InvalidInput(N_("the link has no valid partner"), field="partner_id")
         partner, scenarios = identity_service.authorize_preview(
             session,
             partner_id=partner_id,
@@ -106,7 +106,7 @@ def authorize_submit(
     try:
         partner_id = to_int(ask["partner_id"])
         if partner_id is None:
-            raise InvalidInput("the link has no valid partner", field="partner_id")
+            raise InvalidInput(N_("the link has no valid partner"), field="partner_id")
         grant = identity_service.authorize(
             session,
             principal,

@@ -122,7 +122,7 @@ def application_decide(
     try:
         require_role(principal, *REVIEWERS)
         if aid is None:
-            raise InvalidInput("no such application", field="application_id")
+            raise InvalidInput(N_("no such application"), field="application_id")
         if decision == "approve":
             scenarios = [s for s in SCENARIOS if data.get(f"scenario_{s}") == "1"]
             if not scenarios:
@@ -149,7 +149,7 @@ def application_decide(
             )
             created = None
         else:
-            raise InvalidInput("choose approve or reject", field="decision")
+            raise InvalidInput(N_("choose approve or reject"), field="decision")
     except TanhuiError as exc:
         session.rollback()
         if aid is None or exc.status_code in (403, 404):

@@ -283,13 +283,13 @@ def review_decide(
     try:
         require_role(principal, *REVIEWERS)
         if rid is None:
-            raise InvalidInput("no such record", field="record_id")
+            raise InvalidInput(N_("no such record"), field="record_id")
         if decision == "approve":
             activity_service.approve(session, principal, rid)
         elif decision == "reject":
             activity_service.reject(session, principal, rid, reason=data.get("reason", ""))
         else:
-            raise InvalidInput("choose approve or reject", field="decision")
+            raise InvalidInput(N_("choose approve or reject"), field="decision")
     except TanhuiError as exc:
         session.rollback()
         if rid is None or exc.status_code == 403:
@@ -397,7 +397,7 @@ def methodology_upload(
     try:
         require_role(principal, *OPERATORS)
         if not toml_text.strip():
-            raise InvalidInput("choose a TOML file or paste its text", field="file")
+            raise InvalidInput(N_("choose a TOML file or paste its text"), field="file")
         row = methodology_service.upload(session, principal, toml_text=toml_text)
     except MethodologyInvalid as exc:
         session.rollback()
@@ -437,7 +437,7 @@ def methodology_publish(
         try:
             effective = date.fromisoformat(form["effective_from"])
         except ValueError:
-            raise InvalidInput("a date like 2026-01-01", field="effective_from") from None
+            raise InvalidInput(N_("a date like 2026-01-01"), field="effective_from") from None
         methodology_service.assign(
             session,
             principal,
@@ -529,13 +529,13 @@ def partner_create(
     try:
         require_role(principal, *OPERATORS)
         if not form["name"].strip():
-            raise InvalidInput("a name is required", field="name")
+            raise InvalidInput(N_("a name is required"), field="name")
         valid_until = None
         if form["valid_until"].strip():
             try:
                 valid_until = date.fromisoformat(form["valid_until"].strip())
             except ValueError:
-                raise InvalidInput("a date like 2027-12-31", field="valid_until") from None
+                raise InvalidInput(N_("a date like 2027-12-31"), field="valid_until") from None
         created = identity_service.create_partner(
             session,
             principal,
@@ -569,7 +569,7 @@ def partner_rotate(
     pid = to_int(partner_id)
     try:
         if pid is None:
-            raise InvalidInput("no such partner", field="partner_id")
+            raise InvalidInput(N_("no such partner"), field="partner_id")
         # The form's own key: a double click shows the one new key twice, not two keys.
         new_key = identity_service.rotate_key(
             session, principal, pid, idempotency_key=form.get("rotate_key", "")[:200] or None
@@ -680,9 +680,9 @@ def _fen(value: str, field: str) -> int | None:
     try:
         amount = Decimal(value.strip())
     except InvalidOperation:
-        raise InvalidInput("an amount in yuan, e.g. 12.50", field=field) from None
+        raise InvalidInput(N_("an amount in yuan, e.g. 12.50"), field=field) from None
     if not amount.is_finite() or amount < 0 or amount.as_tuple().exponent < -2:  # type: ignore[operator]
-        raise InvalidInput("an amount in yuan with at most 2 decimals", field=field)
+        raise InvalidInput(N_("an amount in yuan with at most 2 decimals"), field=field)
     return int(amount * 100)
 
 
@@ -702,16 +702,16 @@ def reward_create(
         require_role(principal, "operator_admin", "merchant")
         price = to_int(form["price_points"])
         if price is None or price <= 0:
-            raise InvalidInput("a whole number of points above 0", field="price_points")
+            raise InvalidInput(N_("a whole number of points above 0"), field="price_points")
         stock = to_int(form["stock"]) if form["stock"] else None
         if form["stock"] and (stock is None or stock < 0):
-            raise InvalidInput("a whole number, or empty for no limit", field="stock")
+            raise InvalidInput(N_("a whole number, or empty for no limit"), field="stock")
         codes = to_int(form["codes"]) if form["codes"] else 0
         if codes is None or codes < 0:
-            raise InvalidInput("a whole number of codes", field="codes")
+            raise InvalidInput(N_("a whole number of codes"), field="codes")
         merchant = to_int(form["merchant_org_id"]) if form["merchant_org_id"] else None
         if mall_service.is_operator(principal) and merchant is None:
-            raise InvalidInput("the merchant organisation's number", field="merchant_org_id")
+            raise InvalidInput(N_("the merchant organisation's number"), field="merchant_org_id")
         reward = mall_service.create_reward(
             session,
             principal,
@@ -743,7 +743,7 @@ def write_off(
     try:
         require_role(principal, "operator_admin", "merchant")
         if not form["code"]:
-            raise InvalidInput("type or scan the customer's code", field="code")
+            raise InvalidInput(N_("type or scan the customer's code"), field="code")
         done = mall_service.verify_code(session, principal, code=form["code"])
     except TanhuiError as exc:
         return _mall_form_error(request, session, principal, exc, form)
@@ -761,7 +761,7 @@ def reward_toggle(
     rid = to_int(reward_id)
     try:
         if rid is None:
-            raise InvalidInput("no such reward", field="reward_id")
+            raise InvalidInput(N_("no such reward"), field="reward_id")
         mall_service.update_reward(session, principal, rid, active=data.get("active") == "1")
     except TanhuiError as exc:
         session.rollback()

@@ -19,7 +19,7 @@ from tanhui.kit.http import get_session
 from tanhui.mall import service as mall_service
 from tanhui.web import render
 from tanhui.web.auth import citizen_page
-from tanhui.web.views.common import error_map, error_page, flash, form_data, to_int
+from tanhui.web.views.common import N_, error_map, error_page, flash, form_data, to_int
 
 router = APIRouter(include_in_schema=False)
 
@@ -122,7 +122,7 @@ def redeem(
     }
     try:
         if quantity is None:
-            raise InvalidInput("enter a whole number", field="quantity")
+            raise InvalidInput(N_("enter a whole number"), field="quantity")
         mall_service.place_order(
             session,
             principal,

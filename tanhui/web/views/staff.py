@@ -118,7 +118,7 @@ def staff_create(
                 "no such organisation", code="organisation_not_found", field="organisation_id"
             )
         if not chosen:
-            raise InvalidInput("give at least one role", code="no_roles", field="roles")
+            raise InvalidInput(N_("give at least one role"), code="no_roles", field="roles")
         identity_service.create_staff(
             session,
             principal,
@@ -191,7 +191,7 @@ def staff_active(
     def act(data: dict[str, str], sid: int) -> str:
         wanted = data.get("active")
         if wanted not in ("0", "1"):
-            raise InvalidInput("choose deactivate or reactivate", field="active")
+            raise InvalidInput(N_("choose deactivate or reactivate"), field="active")
         identity_service.update_staff(session, principal, sid, active=wanted == "1")
         return "activated" if wanted == "1" else "deactivated"
 
