@@ -20,7 +20,8 @@ For each database (SQLite; PostgreSQL when reachable) it measures, in the same r
 - memory: a pass under tracemalloc (peak traced heap; 20k records quick, 100k full), and (full run
   only) 2 million records streamed through the pipeline with the RSS sampled every 100k records.
 The last line is one JSON object with `ratio_to_raw` and `http_records_per_s` (SQLite) at its top,
-and `http_to_raw` (HTTP records/s ÷ raw records/s of the same run) beside them.
+and `http_to_raw` beside them: HTTP records/s ÷ raw records/s, the raw floor timed in two short
+passes right before and right after the HTTP pass (`raw_around_http`).
 Benchmarks are not tests: nothing here asserts a timing.
 """
 
@@ -771,7 +772,19 @@ def run(name: str, url: str, quick: bool) -> dict[str, Any]:
         }
     # Record ranges: pipeline [0, n), http [n, 2n), traced from 2n (20k or 100k), the http warm-up
     # from 2n + 150k (4,000), stream from 2n + 200k.
+    # Raw inserts right before and right after the HTTP pass: the floor of the same minutes, for
+    # `http_to_raw` (the paired raw figure above was measured minutes earlier).
+    around = n // 2
+    before = raw(factory, info, users, around, "raw-before-http")
     out["http"] = http(url, info, users, n, "http", 2, first=n, warmup_first=2 * n + 150_000)
+    after = raw(factory, info, users, around, "raw-after-http")
+    floor = around * 2 / (before["seconds"] + after["seconds"])
+    out["raw_around_http"] = {
+        "records_per_s": round(floor),
+        "before": before["records_per_s"],
+        "after": after["records_per_s"],
+    }
+    out["http_to_raw"] = round(out["http"]["records_per_s"] / floor, 3)
     # Memory, in passes of their own: RSS sampled every 100k records (no slowdown), and a shorter
     # run under tracemalloc for the Python heap's peak.
     if name == "sqlite":
@@ -808,12 +821,9 @@ def main() -> None:
                 "ratio_to_raw": sqlite["ratio_to_raw"],
                 "ratio_by_baseline": sqlite["ratio_by_baseline"],
                 "http_records_per_s": sqlite["http"]["records_per_s"],
-                # HTTP beside the raw floor of the same run. A shared host's speed drifts between
-                # runs (raw inserts have ranged 10,800-22,900 records/s on one machine) and, less,
-                # within one: the raw pass and the HTTP pass run minutes apart.
-                "http_to_raw": round(
-                    sqlite["http"]["records_per_s"] / sqlite["raw"]["records_per_s"], 3
-                ),
+                # HTTP beside raw inserts timed just before and after it: a shared host's speed
+                # drifts (raw inserts have ranged 10,800-22,900 records/s on one machine).
+                "http_to_raw": sqlite["http_to_raw"],
                 "pipeline_records_per_s": sqlite["pipeline"]["records_per_s"],
                 "raw_records_per_s": sqlite["raw"]["records_per_s"],
                 "raw_core_records_per_s": sqlite["raw_core"]["records_per_s"],
@@ -822,6 +832,7 @@ def main() -> None:
                 "postgresql": {
                     "ratio_to_raw": results["postgresql"]["ratio_to_raw"],
                     "http_records_per_s": results["postgresql"]["http"]["records_per_s"],
+                    "http_to_raw": results["postgresql"]["http_to_raw"],
                     "api_processes": results["postgresql"]["http"]["api_processes"],
                 }
                 if "postgresql" in results
