@@ -778,7 +778,7 @@ def run(name: str, url: str, quick: bool) -> dict[str, Any]:
     before = raw(factory, info, users, around, "raw-before-http")
     out["http"] = http(url, info, users, n, "http", 2, first=n, warmup_first=2 * n + 150_000)
     after = raw(factory, info, users, around, "raw-after-http")
-    floor = around * 2 / (before["seconds"] + after["seconds"])
+    floor = 2 / (1 / before["records_per_s"] + 1 / after["records_per_s"])
     out["raw_around_http"] = {
         "records_per_s": round(floor),
         "before": before["records_per_s"],
