@@ -70,7 +70,8 @@ class RecordResult(BaseModel):
         None,
         description="Why rejected: invalid_record, unbound_user, scenario_not_consented, "
         "scenario_not_allowed, invalid_quantity, invalid_duration, implausible_speed, future_time, "
-        "too_old, no_methodology, not_eligible, daily_cap_reached, overlaps_other_record...",
+        "too_old, no_methodology, not_eligible, daily_cap_reached or overlaps_other_record "
+        "(the partner guide, /docs/partners, says what each means and what to do).",
         examples=[None],
     )
     reduction_mg: int = Field(description="Credited reduction, mg CO2e.", examples=[86800])

@@ -40,3 +40,25 @@ def test_python_snippet_reproduces_the_example(client):
     # Run everything up to the network call: the assert inside the snippet checks the signature.
     runnable = snippet.split("# A real request")[0]
     exec(compile(runnable, "partner-snippet", "exec"), {})
+
+
+def test_the_guide_explains_every_outcome_the_api_names(client):
+    """The outcome table covers each status and each rejection code the API schema lists, in both
+    languages (a code added to the API without a line in the guide fails here)."""
+    from tanhui.activity import schemas
+
+    named = set(
+        re.findall(r"[a-z]+_[a-z_]+", schemas.RecordResult.model_fields["code"].description)
+    )
+    wanted = named | {
+        "credited",
+        "review",
+        "duplicate",
+        "rejected_by_reviewer",
+        "reversed_by_partner",
+    }
+    for lang in ("zh", "en"):
+        page = client.get(f"/docs/partners?lang={lang}").text
+        table = re.search(r'<table class="data" id="outcome-codes">(.*?)</table>', page, re.S)
+        assert table is not None
+        assert set(re.findall(r"<code>(\w+)</code>", table.group(1))) == wanted
