@@ -12,7 +12,7 @@ from tanhui import __version__, wiring
 from tanhui.activity import api as activity_api
 from tanhui.identity import api as identity_api
 from tanhui.incentives import api as incentives_api
-from tanhui.kit import platform_settings
+from tanhui.kit import migrate, platform_settings
 from tanhui.kit.db import default_session_factory, read_only_factory, session_scope
 from tanhui.kit.http import get_session, install_error_handlers
 from tanhui.kit.runtime import settle_collector
@@ -61,7 +61,10 @@ def create_app(session_factory: sessionmaker[Session] | None = None) -> FastAPI:
         lifespan=trust_api.lifespan if session_factory is None else None,  # tests integrate by hand
     )
     if session_factory is None:
-        # Started by uvicorn or `tanhui serve`: refuse a time zone the stored data was not kept in.
+        # Started by uvicorn or `tanhui serve`: refuse a database without the current schema (a
+        # clear message here, not a missing table on the first request) and a time zone the stored
+        # data was not kept in.
+        migrate.require_current(default_session_factory().kw["bind"])
         with session_scope() as session:
             platform_settings.check_timezone(session, get_settings().timezone)
     app.state.session_factory = session_factory or default_session_factory()

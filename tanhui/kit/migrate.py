@@ -36,6 +36,20 @@ def check(url: str) -> None:
     command.check(alembic_config(url))
 
 
+class SchemaNotCurrent(RuntimeError):
+    """The database is not at the schema this code expects (new, or behind)."""
+
+
+def require_current(engine: Engine) -> None:
+    """Refuse, saying what to run, a database not at the current schema revision."""
+    if needs_upgrade(engine):
+        raise SchemaNotCurrent(
+            f"the database {engine.url.render_as_string(hide_password=True)} is not at the "
+            "current schema: run `tanhui db upgrade` (or start with `tanhui serve`, which "
+            "migrates a new database first)"
+        )
+
+
 def needs_upgrade(engine: Engine) -> bool:
     head = ScriptDirectory.from_config(alembic_config(str(engine.url))).get_current_head()
     with engine.connect() as connection:

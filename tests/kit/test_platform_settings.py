@@ -58,3 +58,21 @@ def test_two_processes_starting_at_once_on_a_new_database_both_start(database_ur
         assert outcome == ["started"]
     finally:
         factory.kw["bind"].dispose()
+
+
+def test_the_app_factory_refuses_a_database_without_the_schema(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """uvicorn started by hand on a new or older database: a message saying what to run, not a
+    missing table on the first request."""
+    from tanhui.kit import db as kit_db
+    from tanhui.kit import migrate
+
+    monkeypatch.setenv("TANHUI_DATABASE_URL", f"sqlite:///{tmp_path / 'new.db'}")
+    monkeypatch.setenv("TANHUI_DATA_DIR", str(tmp_path / "var"))
+    get_settings.cache_clear()
+    kit_db.reset_default_session_factory()
+    try:
+        with pytest.raises(migrate.SchemaNotCurrent, match="tanhui db upgrade"):
+            create_app()
+    finally:
+        kit_db.reset_default_session_factory()
+        get_settings.cache_clear()
