@@ -15,6 +15,7 @@ from functools import lru_cache
 from typing import Any
 
 from tanhui.activity.rules import ScenarioRules
+from tanhui.identity.service.bindings import PARTNER_USER_ID
 
 RECORD_FIELDS = frozenset(
     {
@@ -28,7 +29,7 @@ RECORD_FIELDS = frozenset(
     }
 )
 REQUIRED = ("external_id", "partner_user_id", "scenario", "started_at", "ended_at", "quantities")
-_ID = re.compile(r"^[\x21-\x7e]{1,128}$")  # printable ASCII, no spaces: ids partners log and grep
+_ID = PARTNER_USER_ID  # printable ASCII, no spaces: ids partners log and grep
 _SCENARIO = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _QUANTITY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 MAX_QUANTITIES = 16

@@ -278,19 +278,26 @@ def binding_import(
     All or nothing: every line is checked first; if any line is bad, each bad line is reported with
     its line number and field and NOTHING is imported. Importing the same file again changes nothing.
     """
-    with file.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        header = [h.strip() for h in (reader.fieldnames or [])]
-        missing = [c for c in identity_service.IMPORT_COLUMNS if c not in header]
-        if missing:
-            raise InvalidInput(
-                f"line 1: missing column(s) {', '.join(missing)}; expected "
-                + ",".join(identity_service.IMPORT_COLUMNS),
-                code="import_rejected",
-                field="header",
-            )
-        reader.fieldnames = header
-        rows = [(reader.line_num, dict(r)) for r in reader]
+    try:
+        with file.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            header = [h.strip() for h in (reader.fieldnames or [])]
+            missing = [c for c in identity_service.IMPORT_COLUMNS if c not in header]
+            if missing:
+                raise InvalidInput(
+                    f"line 1: missing column(s) {', '.join(missing)}; expected "
+                    + ",".join(identity_service.IMPORT_COLUMNS),
+                    code="import_rejected",
+                    field="header",
+                )
+            reader.fieldnames = header
+            rows = [(reader.line_num, dict(r)) for r in reader]
+    except UnicodeDecodeError:
+        raise InvalidInput(
+            f"{file} is not UTF-8 text: save it as CSV UTF-8; nothing was imported",
+            code="import_rejected",
+            field="file",
+        ) from None
     console = Console(stderr=True)
     try:
         with session_scope() as session, Progress(console=console, transient=True) as progress:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from urllib.parse import parse_qs, urlparse
 
+import pytest
+
 from tanhui.identity import service as identity_service
 from tanhui.identity import signing
 from tests.fixtures import identity as f
@@ -112,6 +114,15 @@ class TestBindingFlow:
         user = f.citizen(session)
         r = _authorize(client, user, created, scenarios=("metro", "ev"))
         assert (r.status_code, r.json()["code"]) == (422, "scenario_not_approved")
+
+    @pytest.mark.parametrize("user_id", ["u 1", "用户1", "u\x00x"])
+    def test_partner_user_id_is_one_records_can_carry(self, session, client, user_id):
+        # Records name the user in printable ASCII without spaces: a binding to any other id could
+        # never receive one.
+        created = f.partner(session)
+        user = f.citizen(session)
+        r = _authorize(client, user, created, user_id=user_id)
+        assert (r.status_code, r.json()["code"]) == (422, "invalid_partner_user_id")
 
     def test_only_citizens_authorize(self, session, client):
         created = f.partner(session)

@@ -217,6 +217,36 @@ class TestBindingImport:
         with session_scope() as session:
             assert identity_service.bindings_for(session, pid, ["u-1"]) == {}
 
+    def test_ids_the_api_could_never_use_are_bad_lines(self, database_url, tmp_path):
+        # A partner_user_id must be one a partner can send records for (printable ASCII, no
+        # spaces); a partner id is a plain decimal that fits the database.
+        pid = _partner()["partner_id"]
+        path = self._write(
+            tmp_path,
+            [
+                f"{pid},u 1,13800138000,metro",
+                f"{pid},用户1,13800138000,metro",
+                f"{pid},u\x00x,13800138000,metro",
+                "99999999999999999999999,u-4,13800138000,metro",
+                "١٢,u-5,13800138000,metro",
+            ],
+        )
+        r = runner.invoke(app, ["binding", "import", str(path)])
+        assert r.exit_code == 1, r.output
+        for line, field in [(2, "partner_user_id"), (3, "partner_user_id"), (4, "partner_user_id")]:
+            assert f"line {line}: {field}" in r.output
+        assert "line 5: partner_id" in r.output and "line 6: partner_id" in r.output
+        assert "Traceback" not in r.output
+
+    def test_a_file_that_is_not_utf8_is_one_clear_error(self, database_url, tmp_path):
+        path = tmp_path / "b.csv"
+        path.write_bytes(
+            "partner_id,partner_user_id,phone,scenarios\n1,u,13800138000,地铁\n".encode("gb18030")
+        )
+        r = runner.invoke(app, ["binding", "import", str(path)])
+        assert r.exit_code == 1
+        assert "UTF-8" in r.output and "Traceback" not in r.output
+
     def test_missing_column(self, database_url, tmp_path):
         path = tmp_path / "b.csv"
         path.write_text("partner_id,phone\n1,13800138000\n")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import secrets
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -39,6 +40,12 @@ from tanhui.kit.bulk import fetch_all
 from tanhui.kit.db import utcnow
 from tanhui.kit.dialect import in_list, postgres
 from tanhui.kit.errors import Conflict, Forbidden, InvalidInput, NotFound, TanhuiError
+
+# A partner's id for its user, as partner records carry it (activity.checks reads the same rule):
+# printable ASCII without spaces, so that a binding made here can receive records.
+PARTNER_USER_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
+# A partner id in a file: a plain decimal that fits a 64-bit column ("١٢".isdigit() is true too).
+_PARTNER_ID = re.compile(r"^[0-9]{1,18}$")
 
 AUTH_CODE_TTL = timedelta(minutes=10)
 _CHUNK = 500  # ids per IN (...) list: under SQLite's bound-parameter limit
@@ -164,9 +171,9 @@ def authorize(
         session, partner_id=partner_id, scenarios=scenarios, redirect_uri=redirect_uri
     )
     partner_user_id = partner_user_id.strip()
-    if not partner_user_id or len(partner_user_id) > 128:
+    if not PARTNER_USER_ID.match(partner_user_id):
         raise InvalidInput(
-            "partner_user_id: 1-128 characters",
+            "partner_user_id: 1-128 printable ASCII characters, no spaces",
             code="invalid_partner_user_id",
             field="partner_user_id",
         )
@@ -427,7 +434,7 @@ def _parse_rows(
         row_errors: list[RowError] = []
         values = {k: (raw.get(k) or "").strip() for k in IMPORT_COLUMNS}
         partner = None
-        if not values["partner_id"].isdigit():
+        if not _PARTNER_ID.match(values["partner_id"]):
             row_errors.append(RowError(line, "partner_id", "must be a partner id (a number)"))
         else:
             pid = int(values["partner_id"])
@@ -436,8 +443,10 @@ def _parse_rows(
             partner = partners[pid]
             if partner is None:
                 row_errors.append(RowError(line, "partner_id", f"no partner {pid}"))
-        if not values["partner_user_id"] or len(values["partner_user_id"]) > 128:
-            row_errors.append(RowError(line, "partner_user_id", "1-128 characters required"))
+        if not PARTNER_USER_ID.match(values["partner_user_id"]):
+            row_errors.append(
+                RowError(line, "partner_user_id", "1-128 printable ASCII characters, no spaces")
+            )
         phone = ""
         try:
             phone = normalise_phone(values["phone"])
