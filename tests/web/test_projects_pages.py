@@ -159,6 +159,15 @@ class TestErrors:
         page = _post(client, "/console/projects/new", {**NEW, "crediting_end": "2024-01-01"})
         assert page.status_code == 422 and 'id="e-crediting_end"' in page.text
 
+    def test_a_length_limit_is_said_in_the_pages_language_with_its_number(self, client, c):
+        login_as(client, c.owner.token)
+        chinese = _post(client, "/console/projects/new", {**NEW, "location": "路" * 301})
+        assert chinese.status_code == 422 and 'id="e-location"' in chinese.text
+        assert "最多 300 个字符" in chinese.text
+        assert "at most" not in chinese.text  # no English detail appended to a Chinese page
+        english = _post(client, "/console/projects/new?lang=en", {**NEW, "name": "x" * 201})
+        assert english.status_code == 422 and "at most 200 characters" in english.text
+
     def test_report_errors_by_line_beside_the_upload(self, client, session, c):
         project = registered_project(session, c)
         login_as(client, c.owner.token)
@@ -203,6 +212,12 @@ class TestErrors:
         login_as(client, c.operator.token)
         page = _post(client, f"/console/projects/{project.id}/action", {"action": "reject"})
         assert page.status_code == 422 and 'id="e-reason"' in page.text
+        page = _post(
+            client,
+            f"/console/projects/{project.id}/action",
+            {"action": "reject", "reason": "因" * 501},
+        )
+        assert page.status_code == 422 and "最多 500 个字符" in page.text
         page = _post(client, f"/console/projects/{project.id}/action", {"action": "register"})
         assert page.status_code == 409  # a submitted project is not registered: said on the page
 

@@ -15,7 +15,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 
 from tanhui.identity.principal import Principal
-from tanhui.kit.errors import Forbidden, TanhuiError
+from tanhui.kit.errors import Forbidden, InvalidInput, TanhuiError
 from tanhui.web import i18n, render, security
 from tanhui.web.i18n import N_
 
@@ -295,11 +295,30 @@ _BY_STATUS = {
 _GENERIC = frozenset({"bad_request", *_BY_STATUS.values()})
 
 
+_PAGE_MESSAGE = "page_message"  # InvalidInput.extra key: (msgid, its %-parameters), see `too_long`
+
+
+def too_long(field: str, limit: int) -> InvalidInput:
+    """A form field past its length limit, said in the page's language by `error_map`.
+
+    A msgid with a parameter: the plain message (English, for logs) cannot be looked up in the
+    catalogue once the number is in it."""
+    msgid = N_("at most %(limit)d characters")
+    params = {"limit": limit}
+    return InvalidInput(
+        msgid % params, code="too_long", field=field, extra={_PAGE_MESSAGE: (msgid, params)}
+    )
+
+
 def error_map(request: Request, exc: TanhuiError) -> dict[str, str]:
     """{field: message}; "" is the form-level slot, said in the page's language: the code's own
-    sentence; for a generic code, a message written for the pages (a msgid) if it is one, else
-    the generic sentence. The service's message follows where it tells what to fix."""
+    sentence; for a generic code, a message written for the pages (a msgid, with its parameters
+    when `too_long` made it) if it is one, else the generic sentence. The service's message
+    follows where it tells what to fix."""
     _ = i18n.translator(render.lang_of(request))
+    if _PAGE_MESSAGE in exc.extra:
+        msgid, params = exc.extra[_PAGE_MESSAGE]
+        return {exc.field or "": _(msgid) % params}
     code = exc.code
     if code not in ERROR_TEXT or code in _GENERIC:
         if exc.message and i18n.in_catalogue(exc.message):

@@ -40,6 +40,7 @@ router = APIRouter(prefix="/console/projects", include_in_schema=False)
 PROJECT_ROLES = ("project_owner", "verifier", "operator_admin")
 TEXT_LIMITS = {"name": 200, "location": 300, "district": 100, "description": 5000}
 MAX_REASON = 500
+MAX_COMMENT = 1000  # Report.verification_comment
 
 FLASH: dict[str, tuple[str, str]] = {
     # the project path's own ?done= keys, beside the shared ones in views.common
@@ -237,7 +238,7 @@ def _text(data: dict[str, str], name: str, *, required: bool = True) -> str:
     if required and not value:
         raise InvalidInput(N_("this field is required"), field=name)
     if len(value) > TEXT_LIMITS[name]:
-        raise InvalidInput(f"at most {TEXT_LIMITS[name]} characters", field=name)
+        raise common.too_long(name, TEXT_LIMITS[name])
     return value
 
 
@@ -407,7 +408,7 @@ def project_action(
             if verifier_org is None:
                 raise InvalidInput(N_("choose a verifier organisation"), field="verifier_org_id")
         if len(form["reason"]) > MAX_REASON:
-            raise InvalidInput(f"at most {MAX_REASON} characters", field="reason")
+            raise common.too_long("reason", MAX_REASON)
         projects_service.transition(
             session,
             principal,
@@ -676,8 +677,8 @@ def report_decide(
             if form["corrected_kwh"].strip():
                 energy = energy_input(session, project)
                 corrected = {energy: parse_kwh(form["corrected_kwh"], "corrected_kwh")}
-            if len(form["comment"]) > 1000:
-                raise InvalidInput(N_("at most 1000 characters"), field="comment")
+            if len(form["comment"]) > MAX_COMMENT:
+                raise common.too_long("comment", MAX_COMMENT)
             projects_service.verify_report(
                 session, principal, rid, corrected_inputs=corrected, comment=form["comment"]
             )
@@ -689,7 +690,7 @@ def report_decide(
             projects_service.approve_report(session, principal, rid)
         else:
             if len(form["reason"]) > MAX_REASON:
-                raise InvalidInput(f"at most {MAX_REASON} characters", field="reason")
+                raise common.too_long("reason", MAX_REASON)
             projects_service.reject_report(session, principal, rid, reason=form["reason"])
     except TanhuiError as exc:
         session.rollback()
