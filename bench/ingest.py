@@ -650,6 +650,8 @@ def http(
             str(port),
             "--workers",
             str(workers),
+            "--http",
+            "h11",  # as `tanhui serve` runs it
             "--log-level",
             "warning",
             "--no-access-log",

@@ -4,8 +4,10 @@ record to a running server and sees it credited. Nothing of Tanhui's code is use
 from __future__ import annotations
 
 import html
+import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -16,8 +18,29 @@ from typing import Any
 import httpx
 import pytest
 
+from tanhui.identity import signing
 from tanhui.kit.db import session_scope
 from tests.fixtures import activity as activity_fx
+
+
+def _snippet(base: str, start: str, partner: Any) -> str:
+    """The guide's code block that starts with `start`, with the partner's own key and this
+    server's address filled in: what a partner changes in it, and nothing else."""
+    page = httpx.get(base + "/docs/partners?lang=en").text
+    blocks = [html.unescape(b) for b in re.findall(r"<pre><code>(.*?)</code></pre>", page, re.S)]
+    snippet = next(b for b in blocks if b.startswith(start))
+    for name, value in (("KEY_ID", partner.key_id), ("SECRET", partner.secret), ("BASE", base)):
+        # Python `NAME = "..."`, Java `static final String NAME = "...";`, JS `const NAME = "...";`
+        snippet, found = re.subn(
+            rf'^(.*\b{name} = )".*"(;?)$', rf'\g<1>"{value}"\g<2>', snippet, flags=re.M
+        )
+        assert found == 1, (start, name)
+    return snippet
+
+
+def _metro_trip(session: Any, partner: Any) -> dict[str, Any]:
+    puid, _ = activity_fx.bind(session, partner)
+    return activity_fx.record(puid, scenario="metro", quantities={"distance_km": "10"})
 
 
 def _free_port() -> int:
@@ -57,20 +80,98 @@ def live_server(database_url: str, tmp_path: Path) -> Any:
 def test_the_guides_snippet_gets_a_record_credited(live_server: str) -> None:
     with session_scope() as session:
         partner = activity_fx.partner(session, scenarios=("metro",))
-        puid, _ = activity_fx.bind(session, partner)
+        record = _metro_trip(session, partner)
 
-    page = httpx.get(live_server + "/docs/partners?lang=en").text
-    blocks = [html.unescape(b) for b in re.findall(r"<pre><code>(.*?)</code></pre>", page, re.S)]
-    snippet = next(b for b in blocks if b.startswith("import hashlib"))
-    # The partner fills in the key the operator gave them, and nothing else.
-    snippet = re.sub(r'^KEY_ID = ".*"$', f'KEY_ID = "{partner.key_id}"', snippet, flags=re.M)
-    snippet = re.sub(r'^SECRET = ".*"$', f'SECRET = "{partner.secret}"', snippet, flags=re.M)
-    snippet = re.sub(r'^BASE = ".*"$', f'BASE = "{live_server}"', snippet, flags=re.M)
+    snippet = _snippet(live_server, "import hashlib", partner)
     namespace: dict[str, Any] = {}
     exec(compile(snippet, "partner-guide", "exec"), namespace)
 
-    record = activity_fx.record(puid, scenario="metro", quantities={"distance_km": "10"})
     answer = namespace["post"](namespace["PATH"], {"records": [record]})
     (result,) = answer["results"]
     assert result["status"] == "credited", result
     assert result["reduction_mg"] > 0
+
+
+def _tool(name: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        pytest.skip(f"{name} is not installed: the guide's {name} snippet is not run here")
+    return found
+
+
+@pytest.mark.sqlite_only
+def test_the_guides_java_snippet_gets_a_record_credited(live_server: str, tmp_path: Path) -> None:
+    java = _tool("java")
+    with session_scope() as session:
+        partner = activity_fx.partner(session, scenarios=("metro",))
+        record = _metro_trip(session, partner)
+    (tmp_path / "Partner.java").write_text(_snippet(live_server, "import java.net", partner))
+    # JDK 11+ runs a single source file; main checks the worked example first, then posts.
+    run = subprocess.run(
+        [java, "Partner.java", json.dumps({"records": [record]}, ensure_ascii=False)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert run.returncode == 0, run.stderr
+    (result,) = json.loads(run.stdout)["results"]
+    assert result["status"] == "credited", result
+
+
+@pytest.mark.sqlite_only
+def test_the_guides_node_snippet_gets_a_record_credited(live_server: str, tmp_path: Path) -> None:
+    node = _tool("node")
+    with session_scope() as session:
+        partner = activity_fx.partner(session, scenarios=("metro",))
+        record = _metro_trip(session, partner)
+    (tmp_path / "partner.mjs").write_text(_snippet(live_server, "// Save as partner.mjs", partner))
+    batch = json.dumps({"records": [record]})
+    driver = (
+        'import { post } from "./partner.mjs";\n'
+        f'console.log(JSON.stringify(await post("/v1/partner/activities", {batch})));\n'
+    )
+    (tmp_path / "send.mjs").write_text(driver)
+    run = subprocess.run(
+        [node, "send.mjs"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    (result,) = json.loads(run.stdout)["results"]
+    assert result["status"] == "credited", result
+
+
+@pytest.mark.sqlite_only
+def test_a_request_offering_an_h2c_upgrade_is_answered_over_http11(live_server: str) -> None:
+    """What Java's stock HttpClient sends to an http:// address: HTTP/1.1 with an h2c upgrade
+    offer, the body in a packet of its own. The server ignores the offer and reads the body."""
+    with session_scope() as session:
+        partner = activity_fx.partner(session, scenarios=("metro",))
+        record = _metro_trip(session, partner)
+    path = "/v1/partner/activities"
+    body = json.dumps({"records": [record]}).encode()
+    headers = {
+        "Host": live_server.removeprefix("http://"),
+        "Connection": "Upgrade, HTTP2-Settings",
+        "Upgrade": "h2c",
+        "HTTP2-Settings": "AAEAAEAAAAIAAAAAAAMAAAAAAAQBAAAAAAUAAEAAAAYABgAA",
+        "Content-Type": "application/json",
+        "Content-Length": str(len(body)),
+        **signing.signed_headers(partner.key_id, partner.secret, "POST", path, body),
+    }
+    head = f"POST {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    host, port = headers["Host"].split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as connection:
+        connection.sendall(head.encode() + b"\r\n")
+        time.sleep(0.05)  # the body apart from the headers, as the JDK client writes it
+        connection.sendall(body)
+        with connection.makefile("rb") as reader:
+            status_line = reader.readline().rstrip(b"\r\n")
+            length = 0
+            while (line := reader.readline().rstrip(b"\r\n")) != b"":
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            answer = reader.read(length)
+    assert status_line == b"HTTP/1.1 200 OK", (status_line, answer[:500])
+    (result,) = json.loads(answer)["results"]
+    assert result["status"] == "credited", result
