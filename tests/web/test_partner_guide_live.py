@@ -141,9 +141,13 @@ def test_the_guides_node_snippet_gets_a_record_credited(live_server: str, tmp_pa
 
 
 @pytest.mark.sqlite_only
-def test_a_request_offering_an_h2c_upgrade_is_answered_over_http11(live_server: str) -> None:
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_a_request_offering_an_h2c_upgrade_is_answered_over_http11(
+    live_server: str, framing: str
+) -> None:
     """What Java's stock HttpClient sends to an http:// address: HTTP/1.1 with an h2c upgrade
-    offer, the body in a packet of its own. The server ignores the offer and reads the body."""
+    offer, the body in a packet of its own (chunked, as Spring's RestClient sends it over that
+    client). The server ignores the offer and reads the body."""
     with session_scope() as session:
         partner = activity_fx.partner(session, scenarios=("metro",))
         record = _metro_trip(session, partner)
@@ -155,15 +159,20 @@ def test_a_request_offering_an_h2c_upgrade_is_answered_over_http11(live_server: 
         "Upgrade": "h2c",
         "HTTP2-Settings": "AAEAAEAAAAIAAAAAAAMAAAAAAAQBAAAAAAUAAEAAAAYABgAA",
         "Content-Type": "application/json",
-        "Content-Length": str(len(body)),
         **signing.signed_headers(partner.key_id, partner.secret, "POST", path, body),
     }
+    if framing == "chunked":
+        headers["Transfer-Encoding"] = "chunked"
+        sent = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    else:
+        headers["Content-Length"] = str(len(body))
+        sent = body
     head = f"POST {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
     host, port = headers["Host"].split(":")
     with socket.create_connection((host, int(port)), timeout=30) as connection:
         connection.sendall(head.encode() + b"\r\n")
         time.sleep(0.05)  # the body apart from the headers, as the JDK client writes it
-        connection.sendall(body)
+        connection.sendall(sent)
         with connection.makefile("rb") as reader:
             status_line = reader.readline().rstrip(b"\r\n")
             length = 0
