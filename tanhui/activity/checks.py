@@ -78,7 +78,8 @@ def parse_time(value: Any, name: str) -> datetime:
     if not isinstance(value, str) or not 10 <= len(value) <= 40 or "T" not in value.upper():
         raise RecordError(name, f"{name} must be an RFC 3339 date-time with an offset")
     try:
-        parsed = datetime.fromisoformat(value)
+        # Upper case first: RFC 3339 allows "t" and "z", which fromisoformat does not read.
+        parsed = datetime.fromisoformat(value.upper())
     except ValueError:
         raise RecordError(name, f"{name} is not an RFC 3339 date-time: {value!r}") from None
     if parsed.tzinfo is None:

@@ -37,6 +37,19 @@ class TestParse:
         assert record.started_at == datetime(2025, 3, 1, 0, 0, tzinfo=UTC)
 
     @pytest.mark.parametrize(
+        "written",
+        [
+            "2025-03-01T00:00:00Z",
+            "2025-03-01t00:00:00z",  # RFC 3339 5.6: T and Z may be lower case
+            "2025-03-01T08:00:00.000000000+08:00",  # Go's RFC3339Nano, Java's nanoseconds
+            "2025-03-01T00:00:00.000Z",  # JavaScript's toISOString
+        ],
+    )
+    def test_reads_the_rfc3339_forms_clients_write(self, written):
+        record = checks.parse_record(raw(started_at=written, ended_at="2025-03-01T00:30:00Z"))
+        assert record.started_at == datetime(2025, 3, 1, 0, 0, tzinfo=UTC)
+
+    @pytest.mark.parametrize(
         ("change", "field"),
         [
             ({"external_id": ""}, "external_id"),
