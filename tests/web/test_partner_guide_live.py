@@ -38,9 +38,20 @@ def _snippet(base: str, start: str, partner: Any) -> str:
     return snippet
 
 
-def _metro_trip(session: Any, partner: Any) -> dict[str, Any]:
-    puid, _ = activity_fx.bind(session, partner)
-    return activity_fx.record(puid, scenario="metro", quantities={"distance_km": "10"})
+def _partner_and_trip() -> tuple[Any, dict[str, Any]]:
+    """A metro partner with its key, and a trip of a citizen bound to it."""
+    with session_scope() as session:
+        partner = activity_fx.partner(session, scenarios=("metro",))
+        puid, _ = activity_fx.bind(session, partner)
+    return partner, activity_fx.record(puid, scenario="metro", quantities={"distance_km": "10"})
+
+
+def _assert_credited(command: list[str], folder: Path) -> None:
+    """Run a partner program that prints the API's answer; its one record was credited."""
+    run = subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stderr
+    (result,) = json.loads(run.stdout)["results"]
+    assert result["status"] == "credited", result
 
 
 def _free_port() -> int:
@@ -78,9 +89,7 @@ def live_server(database_url: str, tmp_path: Path) -> Any:
 
 @pytest.mark.sqlite_only
 def test_the_guides_snippet_gets_a_record_credited(live_server: str) -> None:
-    with session_scope() as session:
-        partner = activity_fx.partner(session, scenarios=("metro",))
-        record = _metro_trip(session, partner)
+    partner, record = _partner_and_trip()
 
     snippet = _snippet(live_server, "import hashlib", partner)
     namespace: dict[str, Any] = {}
@@ -102,29 +111,17 @@ def _tool(name: str) -> str:
 @pytest.mark.sqlite_only
 def test_the_guides_java_snippet_gets_a_record_credited(live_server: str, tmp_path: Path) -> None:
     java = _tool("java")
-    with session_scope() as session:
-        partner = activity_fx.partner(session, scenarios=("metro",))
-        record = _metro_trip(session, partner)
+    partner, record = _partner_and_trip()
     (tmp_path / "Partner.java").write_text(_snippet(live_server, "import java.net", partner))
     # JDK 11+ runs a single source file; main checks the worked example first, then posts.
-    run = subprocess.run(
-        [java, "Partner.java", json.dumps({"records": [record]}, ensure_ascii=False)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert run.returncode == 0, run.stderr
-    (result,) = json.loads(run.stdout)["results"]
-    assert result["status"] == "credited", result
+    batch = json.dumps({"records": [record]}, ensure_ascii=False)
+    _assert_credited([java, "Partner.java", batch], tmp_path)
 
 
 @pytest.mark.sqlite_only
 def test_the_guides_node_snippet_gets_a_record_credited(live_server: str, tmp_path: Path) -> None:
     node = _tool("node")
-    with session_scope() as session:
-        partner = activity_fx.partner(session, scenarios=("metro",))
-        record = _metro_trip(session, partner)
+    partner, record = _partner_and_trip()
     (tmp_path / "partner.mjs").write_text(_snippet(live_server, "// Save as partner.mjs", partner))
     batch = json.dumps({"records": [record]})
     driver = (
@@ -132,12 +129,7 @@ def test_the_guides_node_snippet_gets_a_record_credited(live_server: str, tmp_pa
         f'console.log(JSON.stringify(await post("/v1/partner/activities", {batch})));\n'
     )
     (tmp_path / "send.mjs").write_text(driver)
-    run = subprocess.run(
-        [node, "send.mjs"], cwd=tmp_path, capture_output=True, text=True, timeout=120
-    )
-    assert run.returncode == 0, run.stderr
-    (result,) = json.loads(run.stdout)["results"]
-    assert result["status"] == "credited", result
+    _assert_credited([node, "send.mjs"], tmp_path)
 
 
 @pytest.mark.sqlite_only
@@ -148,9 +140,7 @@ def test_a_request_offering_an_h2c_upgrade_is_answered_over_http11(
     """What Java's stock HttpClient sends to an http:// address: HTTP/1.1 with an h2c upgrade
     offer, the body in a packet of its own (chunked, as Spring's RestClient sends it over that
     client). The server ignores the offer and reads the body."""
-    with session_scope() as session:
-        partner = activity_fx.partner(session, scenarios=("metro",))
-        record = _metro_trip(session, partner)
+    partner, record = _partner_and_trip()
     path = "/v1/partner/activities"
     body = json.dumps({"records": [record]}).encode()
     headers = {
