@@ -16,6 +16,7 @@ from tanhui.identity import service as identity_service
 from tanhui.identity import signing
 from tanhui.identity.models import Nonce, PartnerKey
 from tanhui.kit.db import utcnow
+from tanhui.kit.settings import get_settings
 from tests.fixtures import identity as f
 
 PATH = "/v1/partner/me"
@@ -97,6 +98,29 @@ class TestPartnerRequest:
         headers = signing.signed_headers(created.key_id, created.secret, "POST", PATH, b"")
         assert client.get(PATH, headers=headers).json()["code"] == "bad_signature"
         headers = signing.signed_headers(created.key_id, created.secret, "GET", "/v1/other", b"")
+        assert client.get(PATH, headers=headers).json()["code"] == "bad_signature"
+
+    def test_a_path_prefix_stripped_by_a_gateway(self, session, client, monkeypatch):
+        # The platform is public at https://city.example/carbon; the gateway forwards /carbon/v1/...
+        # as /v1/... A partner may sign either the path it sent or the API path.
+        created = f.partner(session)
+        monkeypatch.setenv("TANHUI_BASE_URL", "https://city.example/carbon/")
+        get_settings.cache_clear()
+        try:
+            for signed in ("/carbon" + PATH, PATH):
+                headers = signing.signed_headers(created.key_id, created.secret, "GET", signed, b"")
+                assert client.get(PATH, headers=headers).status_code == 200, signed
+            other = signing.signed_headers(
+                created.key_id, created.secret, "GET", "/other" + PATH, b""
+            )
+            assert client.get(PATH, headers=other).json()["code"] == "bad_signature"
+        finally:
+            monkeypatch.delenv("TANHUI_BASE_URL")
+            get_settings.cache_clear()
+        # Without a prefix in the platform's address, only the path received is accepted.
+        headers = signing.signed_headers(
+            created.key_id, created.secret, "GET", "/carbon" + PATH, b""
+        )
         assert client.get(PATH, headers=headers).json()["code"] == "bad_signature"
 
     def test_clock_skew(self, session, client):

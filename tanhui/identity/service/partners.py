@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
+from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
@@ -455,8 +456,12 @@ def verify_partner_request(
             extra={"server_time": int(now.timestamp())},
         )
     secret = _decrypt(key.secret_encrypted)
-    expected = signing.sign(secret, method, path, timestamp_text, nonce, body) if secret else ""
-    if not secret or not hmac.compare_digest(expected, signature.lower()):
+    if not secret or not any(
+        hmac.compare_digest(
+            signing.sign(secret, method, sent, timestamp_text, nonce, body), signature.lower()
+        )
+        for sent in _paths_as_sent(path)
+    ):
         raise BadSignature(
             "signature does not match METHOD\\nPATH\\nTIMESTAMP\\nNONCE\\nhex(sha256(body))",
             field=signing.SIGNATURE_HEADER,
@@ -473,6 +478,20 @@ def verify_partner_request(
         scenarios=frozenset(partner.scenarios),
         approved_until=partner.approved_until,
     )
+
+
+def _paths_as_sent(path: str) -> list[str]:
+    """The paths the partner may have signed for a request that reached us at `path`.
+
+    The path it sent, which is the one we received unless the platform's public address has a
+    path of its own (`base_url` https://example.gov/carbon) and a gateway strips that prefix
+    before forwarding: then the partner signed /carbon/v1/... and we see /v1/... Both are
+    accepted, so a partner that signs the path as sent and one that signs the API path (as the
+    guide's clients do) both work, wherever the platform is mounted."""
+    prefix = urlsplit(get_settings().base_url).path.rstrip("/")
+    if not prefix or path == prefix or path.startswith(prefix + "/"):
+        return [path]
+    return [path, prefix + path]
 
 
 def remember_nonce(
