@@ -35,6 +35,12 @@ def _batch(body: bytes) -> list[Any]:
     try:
         # Numbers become Decimal, never float: "3.2" and 3.2 must give the same exact quantity.
         data = json.loads(body, parse_float=Decimal)
+    except UnicodeDecodeError:
+        # A legacy system's GBK export, say: JSON is UTF-8 (RFC 8259), and saying so saves a
+        # partner from hunting for a syntax error that is not there.
+        raise InvalidInput(
+            "the body is not UTF-8: send JSON encoded in UTF-8 (RFC 8259)", code="invalid_json"
+        ) from None
     except (ValueError, RecursionError):
         raise InvalidInput("the body is not JSON", code="invalid_json") from None
     if not isinstance(data, dict) or not isinstance(data.get("records"), list):

@@ -299,6 +299,17 @@ def test_malformed_body_is_a_422_problem(client, partner, body):
     assert response.headers["content-type"].startswith("application/problem+json")
 
 
+def test_a_body_not_in_utf8_is_refused_saying_so(client, partner):
+    record = {**fx.record("u"), "evidence": {"station": "天府广场"}}
+    body = json.dumps({"records": [record]}, ensure_ascii=False)
+    response = fx.push(client, partner, body.encode("gbk"))
+    assert (response.status_code, response.json()["code"]) == (422, "invalid_json")
+    assert "UTF-8" in response.json()["detail"]
+    # UTF-8 with a byte-order mark (what some Windows tools write) is read.
+    response = fx.push(client, partner, b"\xef\xbb\xbf" + body.encode())
+    assert response.status_code == 200, response.text
+
+
 def test_more_than_1000_records_is_a_422(client, partner):
     records = [fx.record("u", external_id=f"e{n}") for n in range(1001)]
     response = fx.push(client, partner, json.dumps({"records": records}).encode())
