@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -21,13 +22,25 @@ from tanhui.identity import signing
 from tanhui.identity.auth import current_citizen, partner_request, require_role, signed_path
 from tanhui.identity.principal import PartnerPrincipal, Principal
 from tanhui.kit.db import session_scope
-from tanhui.kit.errors import InvalidInput
+from tanhui.kit.errors import InvalidInput, TanhuiError
 from tanhui.kit.http import get_session
 
 router = APIRouter(prefix="/v1")
 
 _reviewer = require_role("reviewer", "operator_admin")
 _operator = require_role("operator_admin")
+
+
+def _identity_encoding(headers: Mapping[str, str]) -> None:
+    """A compressed body is refused by name: parsed as it is, it would be answered "not UTF-8"."""
+    encoding = headers.get("content-encoding", "").strip().lower()
+    if encoding not in ("", "identity"):
+        raise TanhuiError(
+            f"Content-Encoding {encoding!r} is not supported: send the body uncompressed",
+            code="unsupported_content_encoding",
+            status_code=415,
+            field="Content-Encoding",
+        )
 
 
 def _batch(body: bytes) -> list[Any]:
@@ -107,6 +120,7 @@ def _push(
         partner = identity_service.verify_partner_request(
             reading, method=method, path=path, headers=headers, body=body, remember=False
         )
+        _identity_encoding(headers)
         prepared = activity_service.prepare(reading, partner, _batch(body))
     with session_scope(state.session_factory) as session:
         nonce = {k.lower(): v for k, v in headers.items()}[signing.NONCE_HEADER.lower()].strip()

@@ -3,6 +3,7 @@ citizen's account. `ledger_service.check(session) == []` closes every scenario t
 
 from __future__ import annotations
 
+import gzip
 import json
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
@@ -308,6 +309,15 @@ def test_a_body_not_in_utf8_is_refused_saying_so(client, partner):
     # UTF-8 with a byte-order mark (what some Windows tools write) is read.
     response = fx.push(client, partner, b"\xef\xbb\xbf" + body.encode())
     assert response.status_code == 200, response.text
+
+
+def test_a_compressed_body_is_refused_by_name(client, partner):
+    path = "/v1/partner/activities"
+    body = gzip.compress(json.dumps({"records": [fx.record("u")]}).encode())
+    headers = {"Content-Encoding": "gzip", **partner.signed("POST", path, body)}
+    response = client.post(path, content=body, headers=headers)
+    assert response.status_code == 415, response.text
+    assert response.json()["code"] == "unsupported_content_encoding"
 
 
 def test_more_than_1000_records_is_a_422(client, partner):
