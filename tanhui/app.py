@@ -13,6 +13,7 @@ from tanhui.activity import api as activity_api
 from tanhui.identity import api as identity_api
 from tanhui.incentives import api as incentives_api
 from tanhui.kit import migrate, platform_settings
+from tanhui.kit.body_limit import BodyLimit
 from tanhui.kit.db import default_session_factory, read_only_factory, session_scope
 from tanhui.kit.http import get_session, install_error_handlers
 from tanhui.kit.runtime import settle_collector
@@ -70,6 +71,7 @@ def create_app(session_factory: sessionmaker[Session] | None = None) -> FastAPI:
     app.state.session_factory = session_factory or default_session_factory()
     app.state.read_session_factory = read_only_factory(app.state.session_factory)
     install_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=get_settings().max_request_mb * 2**20)
     app.include_router(health)
     for router in ROUTERS:
         app.include_router(router)

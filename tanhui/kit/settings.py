@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = Field(False, description="Log one JSON object per line (production).")
     base_url: str = "http://127.0.0.1:8000"
+    max_request_mb: int = Field(
+        16, ge=1, description="Largest request body accepted (MB); larger ones get 413."
+    )
     trust_key_path: Path | None = Field(
         None, description="Ed25519 tree-head key; default data_dir/trust-ed25519.pem."
     )

@@ -1,0 +1,65 @@
+"""A ceiling on request bodies, applied before anything holds one in memory.
+
+Handlers read a body whole (`await request.body()`, form parsing), and the partner endpoints must
+read it before they can check its signature. Without a ceiling, anyone could send a body of a few
+gigabytes to a public endpoint and the process would buffer all of it. The largest legitimate
+bodies are a 1,000-record batch (about 5 MB at the evidence limit) and a 10 MB project document.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tanhui.kit.errors import TanhuiError
+from tanhui.kit.http import problem
+
+
+class RequestTooLarge(TanhuiError):
+    status_code = 413
+    code = "request_too_large"
+
+
+class BodyLimit:
+    """ASGI middleware: a declared Content-Length over `max_bytes` is answered 413 before the body
+    is read; a body without one (chunked) is counted as it arrives, and the read that passes the
+    ceiling raises `RequestTooLarge`, which the app's error handler answers with 413."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_bytes:
+            await problem(413, RequestTooLarge.code, self._message(), field=None)(
+                scope, receive, send
+            )
+            return
+        received = 0
+
+        async def counted() -> Any:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise RequestTooLarge(self._message())
+            return message
+
+        await self.app(scope, counted, send)
+
+    def _message(self) -> str:
+        return f"the request body is larger than {self.max_bytes // 2**20} MB"
+
+
+def _content_length(scope: Any) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None  # the server refuses a malformed length before we are called
+    return None
