@@ -71,7 +71,11 @@ def create_app(session_factory: sessionmaker[Session] | None = None) -> FastAPI:
     app.state.session_factory = session_factory or default_session_factory()
     app.state.read_session_factory = read_only_factory(app.state.session_factory)
     install_error_handlers(app)
-    app.add_middleware(BodyLimit, max_bytes=get_settings().max_request_mb * 2**20)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=get_settings().max_request_mb * 2**20,
+        respond=web_views.too_large,
+    )
     app.include_router(health)
     for router in ROUTERS:
         app.include_router(router)

@@ -8,6 +8,7 @@ bodies are a 1,000-record batch (about 5 MB at the evidence limit) and a 10 MB p
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from tanhui.kit.errors import TanhuiError
@@ -19,14 +20,25 @@ class RequestTooLarge(TanhuiError):
     code = "request_too_large"
 
 
+def _problem(_scope: Any, exc: RequestTooLarge) -> Any:
+    return problem(exc.status_code, exc.code, exc.message, field=None)
+
+
 class BodyLimit:
     """ASGI middleware: a declared Content-Length over `max_bytes` is answered 413 before the body
-    is read; a body without one (chunked) is counted as it arrives, and the read that passes the
-    ceiling raises `RequestTooLarge`, which the app's error handler answers with 413."""
+    is read, by `respond(scope, error)` (a problem document unless the app says otherwise: its
+    pages answer with a page); a body without one (chunked) is counted as it arrives, and the read
+    that passes the ceiling raises `RequestTooLarge`, which the app's error handler answers."""
 
-    def __init__(self, app: Any, max_bytes: int) -> None:
+    def __init__(
+        self,
+        app: Any,
+        max_bytes: int,
+        respond: Callable[[Any, RequestTooLarge], Any] = _problem,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.respond = respond
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -34,9 +46,7 @@ class BodyLimit:
             return
         declared = _content_length(scope)
         if declared is not None and declared > self.max_bytes:
-            await problem(413, RequestTooLarge.code, self._message(), field=None)(
-                scope, receive, send
-            )
+            await self.respond(scope, RequestTooLarge(self._message()))(scope, receive, send)
             return
         received = 0
 

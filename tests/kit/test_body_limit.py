@@ -46,10 +46,16 @@ def test_a_chunked_body_is_counted_as_it_arrives(small_client: TestClient) -> No
     _too_large(small_client.post(PUSH, content=chunks()))
 
 
-def test_forms_and_uploads_meet_the_same_ceiling(small_client: TestClient) -> None:
-    _too_large(small_client.post("/login", data={"phone": "1" * (MB + 10)}))
+def test_forms_and_uploads_meet_the_same_ceiling_and_get_a_page(small_client: TestClient) -> None:
+    # A page is answered with a page, in the reader's language, not with a problem document.
+    page = small_client.post("/login", data={"phone": "1" * (MB + 10)})
+    assert page.status_code == 413 and page.headers["content-type"].startswith("text/html")
+    assert "请求过大" in page.text
     upload = {"file": ("big.csv", b"z" * (MB + 10), "text/csv")}
-    _too_large(small_client.post("/console/projects/1/documents", files=upload))
+    page = small_client.post("/console/projects/1/documents?lang=en", files=upload)
+    assert page.status_code == 413 and "The request is too large" in page.text
+    # The API under /v1 keeps its problem documents.
+    _too_large(small_client.post("/v1/projects/1/documents", files=upload))
 
 
 def test_a_body_under_the_ceiling_goes_on_to_the_handler(small_client: TestClient) -> None:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from tanhui.kit.errors import TanhuiError
+from tanhui.kit.http import problem
 from tanhui.web import render, security
 from tanhui.web.auth import LoginRequired
 from tanhui.web.views import (
@@ -39,6 +43,15 @@ routers: list[APIRouter] = [
     staff.own_router,
     support.router,
 ]
+
+
+def too_large(scope: Any, exc: TanhuiError) -> Response:
+    """The answer to a body over the ceiling (`kit.body_limit`): a page for the pages, in the
+    reader's language, and a problem document for the API."""
+    request = Request(scope)
+    if request.url.path.startswith("/v1/"):
+        return problem(exc.status_code, exc.code, exc.message, field=exc.field)
+    return common.error_page(request, exc, back=request.url.path)
 
 
 def mount(app: FastAPI) -> None:
