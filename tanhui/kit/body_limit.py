@@ -28,7 +28,8 @@ class BodyLimit:
     """ASGI middleware: a declared Content-Length over `max_bytes` is answered 413 before the body
     is read, by `respond(scope, error)` (a problem document unless the app says otherwise: its
     pages answer with a page); a body without one (chunked) is counted as it arrives, and the read
-    that passes the ceiling raises `RequestTooLarge`, which the app's error handler answers."""
+    that passes the ceiling raises `RequestTooLarge`, which stops the handler; the answer it then
+    gives is replaced by the same 413."""
 
     def __init__(
         self,
@@ -49,17 +50,35 @@ class BodyLimit:
             await self.respond(scope, RequestTooLarge(self._message()))(scope, receive, send)
             return
         received = 0
+        overflowed = False
 
         async def counted() -> Any:
-            nonlocal received
+            nonlocal received, overflowed
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
+                    overflowed = True
                     raise RequestTooLarge(self._message())
             return message
 
-        await self.app(scope, counted, send)
+        answered = False
+
+        async def guarded(message: Any) -> None:
+            # Whatever the app made of the error (FastAPI turns any error while it reads a body
+            # for a model into 400 "There was an error parsing the body"), the answer is ours.
+            nonlocal answered
+            if not overflowed:
+                await send(message)
+            elif message["type"] == "http.response.start" and not answered:
+                answered = True
+                await self.respond(scope, RequestTooLarge(self._message()))(scope, receive, send)
+
+        try:
+            await self.app(scope, counted, guarded)
+        except RequestTooLarge:  # not caught inside the app: answered here, never as a 500
+            if not answered:
+                await self.respond(scope, RequestTooLarge(self._message()))(scope, receive, send)
 
     def _message(self) -> str:
         return f"the request body is larger than {self.max_bytes // 2**20} MB"
