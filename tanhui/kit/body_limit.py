@@ -45,9 +45,17 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        answered = False
+
+        async def refuse() -> None:
+            nonlocal answered
+            if not answered:
+                answered = True
+                await self.respond(scope, RequestTooLarge(self._message()))(scope, receive, send)
+
         declared = _content_length(scope)
         if declared is not None and declared > self.max_bytes:
-            await self.respond(scope, RequestTooLarge(self._message()))(scope, receive, send)
+            await refuse()
             return
         received = 0
         overflowed = False
@@ -62,23 +70,18 @@ class BodyLimit:
                     raise RequestTooLarge(self._message())
             return message
 
-        answered = False
-
         async def guarded(message: Any) -> None:
             # Whatever the app made of the error (FastAPI turns any error while it reads a body
             # for a model into 400 "There was an error parsing the body"), the answer is ours.
-            nonlocal answered
             if not overflowed:
                 await send(message)
-            elif message["type"] == "http.response.start" and not answered:
-                answered = True
-                await self.respond(scope, RequestTooLarge(self._message()))(scope, receive, send)
+            elif message["type"] == "http.response.start":
+                await refuse()
 
         try:
             await self.app(scope, counted, guarded)
         except RequestTooLarge:  # not caught inside the app: answered here, never as a 500
-            if not answered:
-                await self.respond(scope, RequestTooLarge(self._message()))(scope, receive, send)
+            await refuse()
 
     def _message(self) -> str:
         return f"the request body is larger than {self.max_bytes // 2**20} MB"
