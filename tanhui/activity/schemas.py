@@ -183,6 +183,20 @@ class MonthTotal(BaseModel):
     reduction_mg: int = Field(description="mg CO2e.", examples=[3645600])
 
 
+class MonthToDate(BaseModel):
+    since: str = Field(description="First day of this month.", examples=["2025-03-01"])
+    until: str = Field(description="Today.", examples=["2025-03-10"])
+    reduction_mg: int = Field(description="mg CO2e from `since` to `until`.", examples=[524000])
+    previous_since: str = Field(description="First day of last month.", examples=["2025-02-01"])
+    previous_until: str = Field(
+        description="The same day of last month (its last day if it is shorter).",
+        examples=["2025-02-10"],
+    )
+    previous_reduction_mg: int = Field(
+        description="mg CO2e over the same days of last month.", examples=[611000]
+    )
+
+
 class Summary(BaseModel):
     citizen_id: int = Field(description="The citizen.", examples=[7])
     total_mg: int = Field(description="All credited reductions, mg CO2e.", examples=[3645600])
@@ -191,6 +205,9 @@ class Summary(BaseModel):
     by_scenario: list[ScenarioTotal] = Field(description="Per scenario.")
     daily: list[DayTotal] = Field(description="The last 30 days, oldest first.")
     monthly: list[MonthTotal] = Field(description="Every month with reductions.")
+    month_to_date: MonthToDate = Field(
+        description="This month so far, beside the same days of last month."
+    )
     timezone: str = Field(description="Time zone of days and months.", examples=["Asia/Shanghai"])
 
 

@@ -538,7 +538,27 @@ def citizen_summary(
         "by_scenario": by_scenario,
         "daily": daily,
         "monthly": [{"month": m, "reduction_mg": months[m]} for m in sorted(months)],
+        "month_to_date": month_to_date(per_day, today),
         "timezone": get_settings().timezone,
+    }
+
+
+def month_to_date(per_day: Mapping[date, int], today: date) -> dict[str, Any]:
+    """This month so far beside the same days of last month (up to its last day, when it is
+    shorter): on the 3rd, a whole last month against three days would always read as a fall."""
+    first = today.replace(day=1)
+    last_day = first - timedelta(days=1)
+    previous_first = last_day.replace(day=1)
+    previous_until = min(previous_first + timedelta(days=today.day - 1), last_day)
+    return {
+        "since": first.isoformat(),
+        "until": today.isoformat(),
+        "reduction_mg": sum(mg for d, mg in per_day.items() if first <= d <= today),
+        "previous_since": previous_first.isoformat(),
+        "previous_until": previous_until.isoformat(),
+        "previous_reduction_mg": sum(
+            mg for d, mg in per_day.items() if previous_first <= d <= previous_until
+        ),
     }
 
 

@@ -347,6 +347,10 @@ def test_citizen_account(client, session, partner):
         len(body["daily"]) == 30
         and sum(d["reduction_mg"] for d in body["daily"]) == body["total_mg"]
     )
+    to_date = body["month_to_date"]
+    this_month = sum(d["reduction_mg"] for d in body["daily"] if d["date"] >= to_date["since"])
+    assert to_date["until"] == body["daily"][-1]["date"]
+    assert to_date["reduction_mg"] == this_month
     page = client.get("/v1/me/records", params={"limit": 1}, headers=citizen.headers).json()
     assert len(page["items"]) == 1 and page["next_before_id"] is not None
     rest = client.get(

@@ -54,7 +54,10 @@ class TestCitizen:
         page = client.get("/me?lang=en").text
         assert re.search(r'id="total-reduction">[\d.,]+ (g|kg|t)<', page)
         assert "Approximation" in page
-        assert "<svg" in page
+        assert "Last 30 days" in page and "Last 12 months" in page
+        assert page.count("<svg") >= 2
+        assert "Same days last month" in page
+        assert "上月同期" in client.get("/me?lang=zh").text
 
     def test_home_shows_what_points_are_worth_and_warns_before_they_expire(
         self, client, session, world

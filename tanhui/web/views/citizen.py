@@ -3,7 +3,8 @@ the partner authorisation page, mall and orders, data export and account deletio
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -121,13 +122,16 @@ def logout(
     return response
 
 
-def _this_and_last_month(monthly: list[dict[str, Any]]) -> tuple[int, int]:
-    today = utcnow().astimezone(get_settings().zone).date()
-    this_key = f"{today.year:04d}-{today.month:02d}"
-    last = today.replace(day=1) - timedelta(days=1)
-    last_key = f"{last.year:04d}-{last.month:02d}"
+def _last_months(monthly: list[dict[str, Any]], until: date, n: int = 12) -> list[tuple[str, int]]:
+    """The `n` months up to `until`'s, oldest first, a month without reductions at zero (the
+    summary lists only months that have some)."""
     by_month = {m["month"]: int(m["reduction_mg"]) for m in monthly}
-    return by_month.get(this_key, 0), by_month.get(last_key, 0)
+    year, month = until.year, until.month
+    keys = []
+    for _ in range(n):
+        keys.append(f"{year:04d}-{month:02d}")
+        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+    return [(k, by_month.get(k, 0)) for k in reversed(keys)]
 
 
 @router.get("/me", response_class=HTMLResponse)
@@ -138,7 +142,9 @@ def home(
 ) -> HTMLResponse:
     _ = i18n.translator(render.lang_of(request))
     summary = activity_service.citizen_summary(session, principal.id)
-    this_month, last_month = _this_and_last_month(summary["monthly"])
+    to_date = summary["month_to_date"]
+    months = _last_months(summary["monthly"], date.fromisoformat(to_date["until"]))
+    mass = partial(formatting.mass, lang=render.lang_of(request))
     tree = equivalents.TREE_YEAR
     daily = summary["daily"]
     points = incentives_service.points_summary(session, principal.id)
@@ -150,16 +156,18 @@ def home(
         "points": points,
         "expiring": expiring,
         "summary": summary,
-        "this_month": this_month,
-        "last_month": last_month,
-        "change": formatting.change(this_month, last_month),
+        "to_date": to_date,
+        "change": formatting.change(to_date["reduction_mg"], to_date["previous_reduction_mg"]),
         "tree": tree,
         "trees": tree.units(summary["total_mg"]),
         "chart": charts.bar(
             _("Last 30 days"),
             [d["date"][5:] for d in daily],
             [int(d["reduction_mg"]) for d in daily],
-            lambda mg: formatting.mass(mg, render.lang_of(request)),
+            mass,
+        ),
+        "months_chart": charts.bar(
+            _("Last 12 months"), [m for m, _mg in months], [mg for _m, mg in months], mass
         ),
     }
     return render.render(request, "citizen/home.html", context, principal=principal)
