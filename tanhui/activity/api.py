@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from tanhui.activity import schemas
+from tanhui.activity import reports, schemas
 from tanhui.activity import service as activity_service
 from tanhui.identity import service as identity_service
 from tanhui.identity import signing
@@ -177,6 +177,22 @@ def reconciliation(
     session: Session = Depends(get_session),
 ) -> dict[str, Any]:
     return activity_service.reconciliation(session, partner, date_)
+
+
+@router.get(
+    "/partners/{partner_id}/activity",
+    tags=["review"],
+    summary="A partner's records per day and status, and why records were refused (staff)",
+    response_model=schemas.PartnerActivity,
+)
+def partner_activity(
+    partner_id: int,
+    days: int = Query(14, ge=1, le=reports.MAX_DAYS, description="Days up to today."),
+    _actor: Principal = Depends(_reviewer),
+    session: Session = Depends(get_session),
+) -> dict[str, Any]:
+    identity_service.get_partner(session, partner_id)  # 404 for an unknown partner
+    return reports.partner_activity(session, partner_id, days=days)
 
 
 # --- review ---------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -94,7 +95,16 @@ def seed(session: Session, ctx: Any) -> None:
                     record["ended_at"] = (local + timedelta(minutes=8)).isoformat()
                     record["quantities"] = {"distance_km": "14.5"}
                 by_day.setdefault(day, {}).setdefault(int(partner_id), []).append(record)
-    # Noise partners really send: an unbound user, a resend of yesterday's file.
+    # Noise partners really send: an unbound user, a resend of yesterday's file, and a bad app
+    # release (two recent days on which a bike-share app's GPS filter tripled some distances).
+    glitch_days = {today - timedelta(days=rng.randint(2, 12)) for _ in range(2)}
+    for day in glitch_days:
+        for partner_id, records in by_day.get(day, {}).items():
+            if "bike_share" not in partners[partner_id]["scenarios"]:
+                continue
+            for record in records[: max(1, len(records) // 4)]:
+                km = Decimal(record["quantities"]["distance_km"]) * 3 + 20
+                record["quantities"] = {"distance_km": str(km)}
     for per_partner in by_day.values():
         for records in per_partner.values():
             if rng.random() < 0.05:

@@ -140,6 +140,35 @@ class Reconciliation(BaseModel):
     )
 
 
+class PartnerDay(BaseModel):
+    date: str = Field(
+        description="Day the trips started, platform time zone.", examples=["2025-03-01"]
+    )
+    credited: int = Field(description="Records credited.", examples=[1180])
+    review: int = Field(description="Records held for review.", examples=[6])
+    rejected: int = Field(description="Records refused.", examples=[14])
+    reversed: int = Field(description="Records the partner cancelled.", examples=[1])
+
+
+class RejectionCount(BaseModel):
+    code: str = Field(description="Why the records were refused.", examples=["unbound_user"])
+    records: int = Field(description="How many.", examples=[9])
+
+
+class PartnerActivity(BaseModel):
+    partner_id: int = Field(description="The partner.", examples=[3])
+    since: str = Field(description="First day counted.", examples=["2025-02-16"])
+    until: str = Field(description="Last day counted (today).", examples=["2025-03-01"])
+    timezone: str = Field(description="Time zone of the days.", examples=["Asia/Shanghai"])
+    totals: dict[str, int] = Field(
+        description="Records in all, and per status.",
+        examples=[{"records": 1201, "credited": 1180, "review": 6, "rejected": 14, "reversed": 1}],
+    )
+    credited_mg: int = Field(description="Reduction of the credited records, mg CO2e.")
+    daily: list[PartnerDay] = Field(description="Per day, oldest first.")
+    rejections: list[RejectionCount] = Field(description="Refusals by code, most frequent first.")
+
+
 class RejectIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -93,8 +93,13 @@ def bar(title: str, labels: Sequence[str], values: Sequence[int], fmt: Fmt = str
 
 
 def stacked(
-    title: str, labels: Sequence[str], series: dict[str, Sequence[int]], fmt: Fmt = str
+    title: str,
+    labels: Sequence[str],
+    series: dict[str, Sequence[int]],
+    fmt: Fmt = str,
+    colours: Sequence[str] = PALETTE,
 ) -> Markup:
+    """`colours`: one per series, in order (a status reads better in its own colour)."""
     n = max(1, len(labels))
     totals = [sum(max(0, s[i]) for s in series.values()) for i in range(len(labels))]
     top_value = _nice_max(max(totals, default=0))
@@ -118,10 +123,10 @@ def stacked(
             tip = f"{name} {label}: {fmt(value)}" if name else f"{label}: {fmt(value)}"
             body.append(
                 f'<rect x="{centre(i) - bar_w // 2}" y="{base}" width="{bar_w}" height="{h}" '
-                f'fill="{PALETTE[k % len(PALETTE)]}"><title>{escape(tip)}</title></rect>'
+                f'fill="{colours[k % len(colours)]}"><title>{escape(tip)}</title></rect>'
             )
     body += _x_labels(labels, centre)
-    legend = [(name, PALETTE[k % len(PALETTE)]) for k, name in enumerate(series) if name]
+    legend = [(name, colours[k % len(colours)]) for k, name in enumerate(series) if name]
     return _frame(title, title + ": " + _summary(labels, series, fmt), body, legend)
 
 

@@ -324,6 +324,16 @@ def test_operator_journey(site: Site, browser: Any, width: str, lang: str) -> No
         page.goto(site.url + path)
         _check_page(page, lang)
         _shot(page, f"{tag}-{name}")
+    # a partner's feed: records per day by status, and why records were refused
+    page.goto(f"{site.url}/console/partners")
+    # the bike-share app, whose bad release the demo replays: its refusals are listed by code
+    page.locator("#partners tbody tr", has_text=re.compile("共享单车|Bike")).locator(
+        "a"
+    ).first.click()
+    assert page.locator("#partner-totals").is_visible()
+    assert page.locator("#rejections").get_by_text("implausible_speed").is_visible()
+    _check_page(page, lang)
+    _shot(page, f"{tag}-07-partner-feed")
     page.goto(f"{site.url}/console/ledger")
     page.locator("main form button").click()
     assert page.locator("#ledger-result").is_visible()

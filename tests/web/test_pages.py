@@ -13,7 +13,7 @@ from tanhui.identity import service as identity_service
 from tanhui.incentives import service as incentives_service
 from tanhui.web import security
 from tests.fixtures import activity as activity_fx
-from tests.web.conftest import World, csrf, login_as
+from tests.web.conftest import World, csrf, login_as, staff
 
 CITIZEN_PAGES = ["/me", "/me/records", "/mall", "/mall/orders", "/me/apps", "/me/privacy"]
 CONSOLE_PAGES = [
@@ -391,6 +391,28 @@ class TestConsole:
         assert "地铁" in zh["/console/partners"] and "有效" in zh["/console/partners"]
         en = client.get("/console/factors?lang=en").text
         assert "North China grid" in en and "华北电网" not in en
+
+    def test_a_partners_feed_shows_its_records_and_refusals(self, client, session, world, reviewer):
+        activity_service.ingest(
+            session, world.partner.principal, [activity_fx.record("nobody-linked")]
+        )
+        session.flush()
+        login_as(client, reviewer.token)
+        listing = client.get("/console/partners?lang=en").text
+        assert f'href="/console/partners/{world.partner.partner_id}"' in listing
+        page = client.get(f"/console/partners/{world.partner.partner_id}?lang=en")
+        _ok(page)
+        assert 'id="rejected-total">1<' in page.text
+        assert "<code>unbound_user</code>" in page.text and "not linked to a citizen" in page.text
+        assert "<svg" in page.text and "In review" in page.text
+        zh = client.get(f"/console/partners/{world.partner.partner_id}?lang=zh&days=7").text
+        assert "记录被拒绝的原因" in zh and "用户未关联市民" in zh
+        assert "<strong>7 天</strong>" in zh
+        # An unknown or malformed id is a page saying so; a merchant is turned away.
+        assert client.get("/console/partners/999999").status_code == 404
+        assert client.get("/console/partners/x?days=abc").status_code == 404
+        login_as(client, staff(session, "merchant").token)
+        assert client.get(f"/console/partners/{world.partner.partner_id}").status_code == 403
 
     def test_approve_and_reject(self, client, session, world, reviewer):
         login_as(client, reviewer.token)
