@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Connection,
     DateTime,
     Engine,
     Integer,
@@ -400,6 +401,43 @@ def read_only_factory(factory: sessionmaker[Session]) -> sessionmaker[Session]:
     if isinstance(bind, Engine) and bind.dialect.name == "sqlite":
         return sessionmaker(bind.execution_options(**{READ_ONLY: True}), expire_on_commit=False)
     return factory
+
+
+class SoleProcess:
+    """Which process of those serving one SQLite file does a background job: the one holding an
+    advisory lock on `<database>.<job>` (POSIX), from its first `held()` until `release()` or its
+    exit, when the OS lets go of it and the next process to ask takes over.
+
+    Anywhere else (PostgreSQL, an in-memory database, no `fcntl`) every process is held: the job
+    must then be safe to run concurrently, as it must be anyway across PostgreSQL hosts."""
+
+    def __init__(self, factory: sessionmaker[Session], job: str) -> None:
+        bind = factory.kw.get("bind")
+        url = bind.engine.url if isinstance(bind, Engine | Connection) else None
+        database = url.database if url is not None and url.get_backend_name() == "sqlite" else None
+        self._path = f"{database}.{job}" if database and database != ":memory:" and fcntl else None
+        self._fd: int | None = None
+
+    def held(self) -> bool:
+        """True if this process does the job now: it holds the lock, or just took it."""
+        if self._path is None or self._fd is not None:
+            return True
+        try:
+            fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:  # no lock file possible (a read-only folder): do the job, as without one
+            return True
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
 
 
 _default_factory: sessionmaker[Session] | None = None

@@ -21,7 +21,7 @@ from typing import Any, cast
 from sqlalchemy import Table, and_, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from tanhui.kit.db import read_only_factory, session_scope, utcnow
+from tanhui.kit.db import SoleProcess, read_only_factory, session_scope, utcnow
 from tanhui.kit.dialect import for_update, insert_ignore
 from tanhui.kit.errors import Conflict, NotFound, TanhuiError
 from tanhui.kit.settings import get_settings
@@ -691,6 +691,10 @@ class BackgroundIntegrator:
         self._reader = read_only_factory(session_factory)
         self._interval = interval_s
         self._sth_interval = sth_interval_s
+        # Several API processes on one SQLite file: one integrates. When each did, under load one
+        # often found the queue just emptied by another, yet held the one writer (up to ~20 ms) to
+        # see so; and each signed its own heads.
+        self._sole = SoleProcess(session_factory, "integrator")
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="trust-integrator", daemon=True)
 
@@ -701,6 +705,7 @@ class BackgroundIntegrator:
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         self._thread.join(timeout)
+        self._sole.release()
 
     def tick(self, *, sign: bool) -> int:
         # One short transaction per batch so the tree lock is never held across batches; a batch
@@ -727,6 +732,9 @@ class BackgroundIntegrator:
             now = time.monotonic()
             sign = now >= next_sign
             try:
+                if not self._sole.held():  # another process integrates; asked again next tick
+                    self._stop.wait(self._interval)
+                    continue
                 self.tick(sign=sign)
                 if sign:
                     next_sign = now + self._sth_interval

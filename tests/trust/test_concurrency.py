@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 import threading
+import time
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from tanhui.kit.db import default_session_factory, session_scope
+from tanhui.kit.db import SoleProcess, default_session_factory, session_scope
 from tanhui.ledger import service as ledger_service
 from tanhui.trust import leaf as leaf_codec
 from tanhui.trust import merkle, verify
@@ -90,3 +93,76 @@ def test_an_idle_tick_takes_no_writer_lock(database_url: str) -> None:
     finally:
         holder.rollback()
         holder.close()
+
+
+@pytest.mark.sqlite_only
+def test_one_process_of_a_sqlite_file_integrates_and_another_takes_over(
+    database_url: str, tmp_path
+) -> None:
+    """API processes on one SQLite file: the one holding `<database>.integrator` integrates; when
+    it exits, the next to ask takes over. Here the first holder is another process."""
+    factory = default_session_factory()
+    lock_file = f"{make_url(database_url).database}.integrator"
+    ready = tmp_path / "ready"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys, time\n"
+            f"fd = os.open({lock_file!r}, os.O_RDWR | os.O_CREAT)\n"
+            "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+            f"open({str(ready)!r}, 'w').close()\n"
+            "time.sleep(60)\n",
+        ]
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        integrator = trust_service.BackgroundIntegrator(factory, interval_s=0.02, sth_interval_s=0)
+        integrator.start()
+        try:
+            with session_scope(factory) as session:
+                target = citizen_account(session)
+                source = ledger_service.platform_account(session, ledger_service.POINT, "issuance")
+                ledger_service.transfer(
+                    session,
+                    idempotency_key="sole-1",
+                    kind="test.credit",
+                    postings=[(source.id, -1), (target, 1)],
+                )
+            time.sleep(0.3)  # a dozen ticks: all of them stood by
+            with session_scope(factory) as session:
+                assert trust_service.tree_size(session) == 0
+            holder.kill()
+            holder.wait()
+            deadline = time.monotonic() + 10
+            size = 0
+            while size == 0 and time.monotonic() < deadline:
+                time.sleep(0.02)
+                with session_scope(factory) as session:
+                    size = trust_service.tree_size(session)
+            assert size >= 1  # this process took over once the holder was gone
+        finally:
+            integrator.stop()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_sole_process_is_one_holder_per_sqlite_file_and_everyone_elsewhere(
+    database_url: str, backend
+) -> None:
+    factory = default_session_factory()
+    first, second = SoleProcess(factory, "job"), SoleProcess(factory, "job")
+    try:
+        if backend.name == "sqlite":
+            assert first.held() and first.held()  # asked again, still this one
+            assert not second.held()
+            first.release()
+            assert second.held() and not first.held()
+        else:  # PostgreSQL: no single writer to spare; the job must be safe to run everywhere
+            assert first.held() and second.held()
+    finally:
+        first.release()
+        second.release()
