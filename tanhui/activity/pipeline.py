@@ -74,6 +74,7 @@ CREDITED, REJECTED, REVIEW, REVERSED, DUPLICATE = (
     "reversed",
     "duplicate",
 )
+CITIZEN_STATUSES = (CREDITED, REVIEW, REJECTED, REVERSED)  # what a stored record can be
 _HOLDS_SPAN = frozenset({CREDITED, REVIEW})  # statuses whose trips block overlapping ones
 ISSUANCE = "issuance"
 CITIZEN = "citizen"

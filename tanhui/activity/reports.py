@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tanhui.activity.models import ActivityRecord as Record
+from tanhui.activity.pipeline import CITIZEN_STATUSES, CREDITED, REJECTED
 from tanhui.kit.db import utcnow
 from tanhui.kit.settings import get_settings
 
@@ -18,7 +19,7 @@ from tanhui.kit.settings import get_settings
 def platform_summary(session: Session, *, days: int = 30) -> dict[str, Any]:
     """Participants, credited records and reduction (what stands today: reversed records are out),
     and the last `days` platform-time-zone days of credited reduction by scenario, oldest first."""
-    credited = Record.status == "credited"
+    credited = Record.status == CREDITED
     participants, records, total_mg = session.execute(
         select(
             func.count(func.distinct(Record.citizen_id)),
@@ -43,7 +44,6 @@ def platform_summary(session: Session, *, days: int = 30) -> dict[str, Any]:
     }
 
 
-STATUSES = ("credited", "review", "rejected", "reversed")
 MAX_DAYS = 90
 
 
@@ -70,9 +70,9 @@ def partner_activity(
         .group_by(Record.day, Record.status, Record.code)
     ):
         per_day[day][status] += int(n)
-        if status == "rejected":
+        if status == REJECTED:
             codes[code or "unknown"] += int(n)
-        elif status == "credited":
+        elif status == CREDITED:
             credited_mg += int(mg or 0)
     totals = Counter[str]()
     for counts in per_day.values():
@@ -82,10 +82,10 @@ def partner_activity(
         "since": first.isoformat(),
         "until": today.isoformat(),
         "timezone": get_settings().timezone,
-        "totals": {"records": sum(totals.values()), **{s: totals[s] for s in STATUSES}},
+        "totals": {"records": sum(totals.values()), **{s: totals[s] for s in CITIZEN_STATUSES}},
         "credited_mg": credited_mg,
         "daily": [
-            {"date": day.isoformat(), **{s: per_day[day][s] for s in STATUSES}}
+            {"date": day.isoformat(), **{s: per_day[day][s] for s in CITIZEN_STATUSES}}
             for day in sorted(per_day)
         ],
         "rejections": [

@@ -29,6 +29,7 @@ from tanhui.activity.pipeline import (  # the pipeline's names, re-exported for 
     lock_daily,
     methodology_inputs,
 )
+from tanhui.activity.pipeline import CITIZEN_STATUSES as CITIZEN_STATUSES
 from tanhui.activity.pipeline import CREDITED as CREDITED
 from tanhui.activity.pipeline import DUPLICATE as DUPLICATE
 from tanhui.activity.pipeline import MAX_BATCH as MAX_BATCH
@@ -560,9 +561,6 @@ def month_to_date(per_day: Mapping[date, int], today: date) -> dict[str, Any]:
             mg for d, mg in per_day.items() if previous_first <= d <= previous_until
         ),
     }
-
-
-CITIZEN_STATUSES = (CREDITED, REVIEW, REJECTED, REVERSED)  # what a citizen's record can be
 
 
 def citizen_scenarios(session: Session, citizen_id: int) -> list[str]:

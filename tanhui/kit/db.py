@@ -182,6 +182,11 @@ def yield_to_writer(timeout: float = 0.1) -> None:
     _writing.wait(timeout)
 
 
+def _lock_file(database: str | None, name: str) -> str | None:
+    """`<database>.<name>`: the advisory-lock file beside an SQLite file (none in memory)."""
+    return f"{database}.{name}" if database and database != ":memory:" else None
+
+
 class _WriterQueue:
     """Who writes next to one SQLite file: the threads of this process queue on a lock, and the
     process holding it takes an advisory lock on `<database>.writer` that the other processes
@@ -194,7 +199,7 @@ class _WriterQueue:
 
     def __init__(self, database: str | None) -> None:
         self._threads = threading.Lock()
-        self._path = f"{database}.writer" if database and database != ":memory:" else None
+        self._path = _lock_file(database, "writer")
         self._fd: int | None = None  # open while this process holds the queue
         self._unchecked = 0  # rows this process wrote since its last checkpoint
 
@@ -415,7 +420,7 @@ class SoleProcess:
         bind = factory.kw.get("bind")
         url = bind.engine.url if isinstance(bind, Engine | Connection) else None
         database = url.database if url is not None and url.get_backend_name() == "sqlite" else None
-        self._path = f"{database}.{job}" if database and database != ":memory:" and fcntl else None
+        self._path = _lock_file(database, job) if fcntl else None
         self._fd: int | None = None
 
     def held(self) -> bool:
